@@ -1,0 +1,21 @@
+# The two commands of the README: `make up` (the main job) and `make test`.
+# Each installs what is missing first, so both work on a fresh machine.
+.PHONY: deps up down status test lint bench demo process-queue process-queue-continuous
+
+deps:
+	@bash scripts/deps.sh
+
+up: deps
+	@bash scripts/db.sh up
+
+down:
+	@bash scripts/db.sh down
+
+status:
+	@bash scripts/db.sh status
+
+lint: deps
+	.venv/bin/sqlfluff lint supabase/
+
+test: deps lint
+	.venv/bin/pytest $(PYTEST_ARGS)

@@ -1,0 +1,210 @@
+"""Test harness: one throwaway PostgreSQL per pytest session, prepared like a Supabase
+project and migrated by the real Supabase CLI; per-test isolation by rolled-back
+transaction (`db`) or by truncation after committed work (`market`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "supabase" / "migrations"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _server_options() -> str:
+    out = subprocess.check_output([str(ROOT / "scripts" / "server-options.sh")], text=True)
+    return " " + out.strip()
+
+
+class Cluster:
+    """A running throwaway cluster: how to reach it as each role."""
+
+    def __init__(self, host: str, port: int, socket_dir: str):
+        self.host = host
+        self.port = port
+        self.socket_dir = socket_dir
+
+    def dsn(self, user: str = "postgres", dbname: str = "postgres") -> str:
+        return f"host={self.host} port={self.port} user={user} dbname={dbname} sslmode=disable"
+
+    def url(self, user: str = "postgres", dbname: str = "postgres") -> str:
+        return f"postgresql://{user}@{self.host}:{self.port}/{dbname}?sslmode=disable"
+
+    def connect(self, user: str = "postgres", dbname: str = "postgres", **kw) -> psycopg.Connection:
+        return psycopg.connect(self.dsn(user, dbname), **kw)
+
+    def push_migrations(self, dbname: str = "postgres") -> subprocess.CompletedProcess:
+        """`supabase db push` with the real CLI, as the non-superuser 'postgres'."""
+        return subprocess.run(
+            [str(ROOT / "node_modules" / ".bin" / "supabase"), "db", "push",
+             "--db-url", self.url("postgres", dbname), "--yes"],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Cluster]:
+    base = tempfile.mkdtemp(prefix="pauv-test-")
+    os.chmod(base, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    port = _free_port()
+    executor = PostgreSQLExecutor(
+        executable=str(ROOT / "tests" / "bin" / "pg_ctl"),
+        host="127.0.0.1",
+        port=port,
+        datadir=os.path.join(base, "data"),
+        unixsocketdir=base,
+        logfile=os.path.join(base, "server.log"),
+        startparams="-w",
+        dbname="postgres",
+        user="supabase_admin",
+        postgres_options=_server_options(),
+    )
+    executor.start()
+    try:
+        subprocess.run(
+            [str(ROOT / "scripts" / "prepare-db.sh"), "127.0.0.1", str(port)],
+            check=True, capture_output=True, text=True,
+        )
+        c = Cluster("127.0.0.1", port, base)
+        # The scheduler runs for real, but its jobs start inactive so they cannot race
+        # the tests (the sweeper would drain orders a test left pending). Tests that
+        # need a job to fire switch it on themselves.
+        with c.connect("supabase_admin", autocommit=True) as conn:
+            conn.execute("update cron.job set active = false")
+        yield c
+    except subprocess.CalledProcessError as e:
+        pytest.exit(f"preparing the test database failed:\n{e.stdout}\n{e.stderr}", 3)
+    finally:
+        executor.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def db(cluster: Cluster) -> Iterator[psycopg.Connection]:
+    """A connection as 'postgres' inside one transaction that is rolled back."""
+    conn = cluster.connect()
+    try:
+        yield conn
+    finally:
+        conn.rollback()
+        conn.close()
+
+
+def _truncate_market(cluster: Cluster) -> None:
+    with cluster.connect("supabase_admin", autocommit=True) as conn:
+        tables = conn.execute(
+            "select string_agg(format('%I.%I', schemaname, tablename), ', ')"
+            " from pg_tables where schemaname in ('public', 'pauv')"
+        ).fetchone()[0]
+        conn.execute(f"truncate {tables}, auth.users restart identity cascade")
+
+
+@pytest.fixture
+def market(cluster: Cluster) -> Iterator[Cluster]:
+    """For tests that commit (several connections, concurrency): the market tables are
+    emptied before and after the test. Open connections with `market.connect(...)`."""
+    _truncate_market(cluster)
+    try:
+        yield cluster
+    finally:
+        _truncate_market(cluster)
+
+
+# --- acting as Supabase API roles ------------------------------------------------------
+
+
+def act_as(conn: psycopg.Connection, role: str, user_id: uuid.UUID | str | None = None) -> None:
+    """Become an API role for the rest of the transaction, as PostgREST does: `role`
+    plus `request.jwt.claims`, both transaction-local."""
+    claims: dict[str, str] = {"role": role}
+    if user_id is not None:
+        claims["sub"] = str(user_id)
+    conn.execute(
+        "select set_config('role', %s, true), set_config('request.jwt.claims', %s, true)",
+        (role, json.dumps(claims)),
+    )
+
+
+def act_as_owner(conn: psycopg.Connection) -> None:
+    """Back to the session's own role ('postgres') within the transaction. In an aborted
+    transaction there is nothing to do: rolling back ends the role switch too."""
+    if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+        return
+    conn.execute("reset role")
+    conn.execute("select set_config('request.jwt.claims', '', true)")
+
+
+@contextlib.contextmanager
+def signed_in(conn: psycopg.Connection, user_id: uuid.UUID | str) -> Iterator[psycopg.Connection]:
+    act_as(conn, "authenticated", user_id)
+    try:
+        yield conn
+    finally:
+        act_as_owner(conn)
+
+
+@contextlib.contextmanager
+def as_role(conn: psycopg.Connection, role: str) -> Iterator[psycopg.Connection]:
+    act_as(conn, role)
+    try:
+        yield conn
+    finally:
+        act_as_owner(conn)
+
+
+# --- factories ---------------------------------------------------------------------------
+
+
+def new_user(conn: psycopg.Connection, balance: Decimal | int | str = 0,
+             username: str | None = None) -> uuid.UUID:
+    """Sign a user up (auth.users insert, as on Supabase) and deposit `balance` USDP."""
+    user_id = uuid.uuid4()
+    meta = json.dumps({"username": username} if username else {})
+    conn.execute(
+        "insert into auth.users (id, email, raw_user_meta_data) values (%s, %s, %s)",
+        (user_id, f"{user_id}@example.test", meta),
+    )
+    if Decimal(balance) > 0:
+        conn.execute("select public.deposit_usdp(%s, %s)", (user_id, Decimal(balance)))
+    return user_id
+
+
+def new_issuer(conn: psycopg.Connection, ticker: str, base_price: Decimal | str | None = None,
+               price_step: Decimal | str | None = None, name: str | None = None) -> str:
+    """List an issuer the way the app does: one insert into each issuer table."""
+    conn.execute("insert into public.issuer_details (ticker, name) values (%s, %s)",
+                 (ticker, name or f"Issuer {ticker}"))
+    cols, vals = ["ticker"], [ticker]
+    if base_price is not None:
+        cols.append("base_price")
+        vals.append(Decimal(base_price))
+    if price_step is not None:
+        cols.append("price_step")
+        vals.append(Decimal(price_step))
+    conn.execute(
+        f"insert into public.issuer_trading ({', '.join(cols)})"
+        f" values ({', '.join(['%s'] * len(vals))})",
+        vals,
+    )
+    return ticker

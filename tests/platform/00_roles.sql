@@ -1,0 +1,24 @@
+-- Supabase platform stand-in (local and test only, never a migration): the roles a
+-- hosted project has. 'postgres' is the migration role and, as on hosted Supabase,
+-- NOT a superuser; 'supabase_admin' (the initdb user) plays the platform.
+create role postgres login createrole createdb replication bypassrls;
+create role anon nologin noinherit;
+create role authenticated nologin noinherit;
+create role service_role nologin noinherit bypassrls;
+create role authenticator login noinherit;
+create role supabase_auth_admin nologin noinherit createrole;
+grant anon, authenticated, service_role to authenticator;
+grant anon, authenticated, service_role to postgres;
+
+-- The project database belongs to 'postgres', which therefore owns schema public.
+alter database postgres owner to postgres;
+grant usage on schema public to anon, authenticated, service_role;
+alter database postgres set search_path to "$user", public, extensions;
+
+-- What Supabase still grants by default on objects 'postgres' creates in public:
+-- functions and sequences (tables no longer, since 2026-10-30). Our migrations must
+-- revoke what they do not mean to expose.
+alter default privileges for role postgres in schema public
+grant all on functions to anon, authenticated, service_role;
+alter default privileges for role postgres in schema public
+grant all on sequences to anon, authenticated, service_role;
