@@ -208,3 +208,22 @@ def new_issuer(conn: psycopg.Connection, ticker: str, base_price: Decimal | str 
         vals,
     )
     return ticker
+
+
+def audit(conn: psycopg.Connection) -> list[tuple]:
+    """Violated invariants of DESIGN.md, as the operators' audit reports them."""
+    return conn.execute("select * from public.audit_market_invariants()").fetchall()
+
+
+def drain(conn: psycopg.Connection, now: str | None = None) -> dict:
+    """Process every pending order, looping as callers do."""
+    totals = {"total_processed": 0, "successful": 0, "failed": 0}
+    while True:
+        result = conn.execute(
+            "select public.process_all_pending_orders(1000, 30, coalesce(%s::timestamptz, now()))",
+            (now,),
+        ).fetchone()[0]
+        for key in totals:
+            totals[key] += result[key]
+        if not result["has_more"] or result["total_processed"] == 0:
+            return totals | {"has_more": result["has_more"]}

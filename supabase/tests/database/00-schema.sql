@@ -23,7 +23,9 @@ select is_empty(
         and not c.relrowsecurity$$,
     'every table in public has RLS enabled'
 );
-select col_default_is('public', 'issuer_trading', 'base_price', '1.00', 'base_price defaults to 1.00');
+select col_default_is(
+    'public', 'issuer_trading', 'base_price', '1.00', 'base_price defaults to 1.00'
+);
 
-select * from finish();
+select finish();
 rollback;

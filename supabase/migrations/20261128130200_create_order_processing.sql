@@ -1,0 +1,305 @@
+-- Order processing: executes pending orders against the curve, FIFO per ticker, any
+-- number of callers at once. A caller owns a ticker by locking its issuer_trading row
+-- (skip locked, so callers spread over tickers); all of an order's effects commit together.
+
+-- Executes up to p_max_orders pending orders of one ticker in (date, id) order. The
+-- caller must hold the ticker's issuer_trading row lock. Stops early at p_deadline, or
+-- when an order's user row is locked by another caller (waiting could deadlock; the
+-- order stays first in line for the next call).
+create function pauv.process_ticker_orders(
+    p_ticker text,
+    p_max_orders integer,
+    p_deadline timestamptz,
+    p_now timestamptz
+)
+returns table (
+    order_id bigint,
+    order_type text,
+    status text,
+    pv_amount numeric,
+    usdp_amount numeric,
+    transaction_id bigint,
+    error text
+)
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_base numeric;
+    v_step numeric;
+    v_supply numeric;
+    v_pool numeric;
+    v_start_supply numeric;
+    v_order record;
+    v_balance numeric;
+    v_held numeric;
+    v_basis numeric;
+    v_price numeric;
+    v_pv numeric;
+    v_usdp numeric;
+    v_error text;
+begin
+    select t.base_price, t.price_step, t.current_supply, t.total_usdp
+    into v_base, v_step, v_supply, v_pool
+    from public.issuer_trading as t
+    where t.ticker = p_ticker;
+    v_start_supply := v_supply;
+
+    for v_order in
+        select q.id, q.user_id, q.order_type, q.amount_usdp, q.amount_pv
+        from public.queue as q
+        where q.ticker = p_ticker and q.status = 'pending'
+        order by q.date, q.id
+        limit p_max_orders
+        for update
+    loop
+        exit when clock_timestamp() >= p_deadline;
+
+        select u.usdp_balance into v_balance
+        from public.users as u
+        where u.user_id = v_order.user_id
+        for no key update skip locked;
+        exit when not found;
+
+        select p.pv_amount, p.avg_cost_basis into v_held, v_basis
+        from public.portfolio as p
+        where p.user_id = v_order.user_id and p.ticker = p_ticker
+        for no key update;
+        v_held := coalesce(v_held, 0);
+        v_basis := coalesce(v_basis, 0);
+
+        v_price := v_base + v_step * v_supply;
+        v_error := null;
+        if v_order.order_type = 'buy' then
+            v_usdp := v_order.amount_usdp;
+            if v_usdp < 0.01 or v_usdp > 1000000 then
+                v_error := format('amount must be between 0.01 and 1000000 USDP, got %s', v_usdp);
+            elsif v_balance < v_usdp then
+                v_error := format('insufficient balance: %s USDP available, %s needed', v_balance, v_usdp);
+            else
+                v_pv := pauv.buy_quantity(v_price, v_step, v_usdp);
+                if v_pv = 0 then
+                    v_error := format('amount too small: %s USDP buys less than 0.00000001 PV', v_usdp);
+                end if;
+            end if;
+        else
+            v_pv := v_order.amount_pv;
+            if v_pv < 0.01 or v_pv > 1000000 then
+                v_error := format('amount must be between 0.01 and 1000000 PV, got %s', v_pv);
+            elsif v_held < v_pv then
+                v_error := format('insufficient holdings: %s PV held, %s to sell', v_held, v_pv);
+            else
+                v_usdp := pauv.sell_payout(v_price, v_step, v_pv);
+                if v_usdp = 0 then
+                    v_error := format('amount too small: selling %s PV pays less than 0.000001 USDP', v_pv);
+                end if;
+            end if;
+        end if;
+
+        if v_error is not null then
+            update public.queue as q
+            set status = 'failed', error_message = v_error, processed_at = p_now
+            where q.id = v_order.id;
+            return query select v_order.id, v_order.order_type, 'failed'::text,
+                null::numeric, null::numeric, null::bigint, v_error;
+            continue;
+        end if;
+
+        if v_order.order_type = 'buy' then
+            v_supply := v_supply + v_pv;
+            v_pool := v_pool + v_usdp;
+            update public.users as u set usdp_balance = u.usdp_balance - v_usdp
+            where u.user_id = v_order.user_id;
+            insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
+            values (v_order.user_id, p_ticker, v_pv, round(v_usdp / v_pv, 12))
+            on conflict (user_id, ticker) do update
+            set pv_amount = p.pv_amount + excluded.pv_amount,
+                avg_cost_basis = round(
+                    (p.pv_amount * p.avg_cost_basis + v_usdp) / (p.pv_amount + excluded.pv_amount), 12
+                );
+        else
+            v_supply := v_supply - v_pv;
+            v_pool := v_pool - v_usdp;
+            update public.users as u set usdp_balance = u.usdp_balance + v_usdp
+            where u.user_id = v_order.user_id;
+            update public.portfolio as p
+            set pv_amount = p.pv_amount - v_pv,
+                avg_cost_basis = case when p.pv_amount = v_pv then 0 else p.avg_cost_basis end
+            where p.user_id = v_order.user_id and p.ticker = p_ticker;
+        end if;
+
+        insert into public.transactions as t (
+            user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
+            start_price, end_price, date, queue_id
+        )
+        values (
+            v_order.user_id, v_usdp, p_ticker, v_order.order_type, round(v_usdp / v_pv, 12), v_pv,
+            v_price, v_base + v_step * v_supply, p_now, v_order.id
+        )
+        returning t.id into transaction_id;
+
+        insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
+        values (p_ticker, v_base + v_step * v_supply, v_supply, p_now, transaction_id);
+
+        update public.queue as q
+        set status = 'completed', processed_at = p_now
+        where q.id = v_order.id;
+
+        return query select v_order.id, v_order.order_type, 'completed'::text,
+            v_pv, v_usdp, transaction_id, null::text;
+    end loop;
+
+    if v_supply is distinct from v_start_supply then
+        update public.issuer_trading as t
+        set current_supply = v_supply, total_usdp = v_pool
+        where t.ticker = p_ticker;
+    end if;
+end;
+$$;
+
+comment on function pauv.process_ticker_orders(text, integer, timestamptz, timestamptz) is
+'Executes pending orders of one ticker in FIFO order; the caller holds the ticker lock. '
+'Returns one row per order it finished (completed or failed).';
+
+create function public.process_all_pending_orders(
+    p_max_orders integer default 1000,
+    p_max_seconds numeric default 5,
+    p_now timestamptz default now()
+)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_started timestamptz := clock_timestamp();
+    v_deadline timestamptz;
+    v_tickers text[];
+    v_done text[] := '{}';
+    v_ticker text;
+    v_total integer := 0;
+    v_ok integer := 0;
+    v_failed integer := 0;
+    v_row record;
+begin
+    if p_max_orders is null or p_max_orders < 1 or p_max_orders > 100000 then
+        raise exception 'p_max_orders must be between 1 and 100000, got %', p_max_orders
+            using errcode = 'invalid_parameter_value';
+    end if;
+    if p_max_seconds is null or not (p_max_seconds > 0 and p_max_seconds <= 50) then
+        raise exception 'p_max_seconds must be greater than 0 and at most 50, got %', p_max_seconds
+            using errcode = 'invalid_parameter_value';
+    end if;
+    v_deadline := v_started + p_max_seconds * interval '1 second';
+
+    -- Tickers with pending work: a loose index scan, one probe per distinct ticker.
+    with recursive pending_tickers as (
+        (
+            select q.ticker from public.queue as q
+            where q.status = 'pending'
+            order by q.ticker
+            limit 1
+        )
+        union all
+        select (
+            select q.ticker from public.queue as q
+            where q.status = 'pending' and q.ticker > pt.ticker
+            order by q.ticker
+            limit 1
+        )
+        from pending_tickers as pt
+        where pt.ticker is not null
+    )
+    select coalesce(array_agg(pt.ticker order by random()), '{}') into v_tickers
+    from pending_tickers as pt
+    where pt.ticker is not null;
+
+    loop
+        exit when v_total >= p_max_orders or clock_timestamp() >= v_deadline;
+
+        -- Own one more ticker no other caller is working on.
+        select t.ticker into v_ticker
+        from public.issuer_trading as t
+        where t.ticker = any(v_tickers) and t.ticker <> all(v_done)
+        limit 1
+        for no key update skip locked;
+        exit when not found;
+        v_done := v_done || v_ticker;
+
+        for v_row in
+            select * from pauv.process_ticker_orders(v_ticker, p_max_orders - v_total, v_deadline, p_now)
+        loop
+            v_total := v_total + 1;
+            if v_row.status = 'completed' then
+                v_ok := v_ok + 1;
+            else
+                v_failed := v_failed + 1;
+            end if;
+        end loop;
+    end loop;
+
+    return jsonb_build_object(
+        'total_processed', v_total,
+        'successful', v_ok,
+        'failed', v_failed,
+        'has_more', exists (select 1 from public.queue as q where q.status = 'pending'),
+        'duration_ms', round(extract(epoch from clock_timestamp() - v_started) * 1000, 1)
+    );
+end;
+$$;
+
+comment on function public.process_all_pending_orders(integer, numeric, timestamptz) is
+'Service role only: executes pending orders, FIFO per ticker, until none is left, '
+'p_max_orders are done or p_max_seconds have passed; safe to run from many callers at '
+'once. Returns {total_processed, successful, failed, has_more, duration_ms}; callers loop '
+'while has_more. p_now stamps the trades (tests and the demo pass a time).';
+
+create function public.process_next_queue_order(p_now timestamptz default now())
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+    v_ticker text;
+    v_row record;
+begin
+    -- The oldest pending order whose ticker no other caller is working on.
+    select t.ticker into v_ticker
+    from public.queue as q
+    inner join public.issuer_trading as t on t.ticker = q.ticker
+    where q.status = 'pending'
+    order by q.date, q.id
+    limit 1
+    for no key update of t skip locked;
+    if not found then
+        return jsonb_build_object('processed', false, 'reason', 'no pending order');
+    end if;
+
+    select * into v_row from pauv.process_ticker_orders(v_ticker, 1, 'infinity', p_now);
+    if not found then
+        return jsonb_build_object('processed', false, 'reason', 'order''s user is busy, retry');
+    end if;
+    return jsonb_build_object(
+        'processed', true,
+        'order_id', v_row.order_id,
+        'order_type', v_row.order_type,
+        'status', v_row.status,
+        'pv_amount', v_row.pv_amount,
+        'usdp_amount', v_row.usdp_amount,
+        'transaction_id', v_row.transaction_id,
+        'error', v_row.error
+    );
+end;
+$$;
+
+comment on function public.process_next_queue_order(timestamptz) is
+'Service role only: executes the oldest pending order (of a ticker no other caller is '
+'working on). Returns {processed, order_id, order_type, status, pv_amount, usdp_amount, '
+'transaction_id, error}; {processed: false} when nothing is pending.';
+
+grant execute on function pauv.buy_quantity(numeric, numeric, numeric) to service_role;
+grant execute on function pauv.sell_payout(numeric, numeric, numeric) to service_role;
+grant execute on function pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)
+to service_role;
+grant execute on function public.process_all_pending_orders(integer, numeric, timestamptz)
+to service_role;
+grant execute on function public.process_next_queue_order(timestamptz) to service_role;
