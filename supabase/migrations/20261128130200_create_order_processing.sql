@@ -1,9 +1,9 @@
 -- Order processing: executes pending orders against the curve, FIFO per ticker, any
--- number of callers at once. A caller owns a ticker by locking its issuer_trading row
--- (skip locked, so callers spread over tickers); all of an order's effects commit together.
+-- number of callers at once. A caller owns a ticker through its advisory lock, taken
+-- without waiting, so callers spread over tickers; an order's effects commit together.
 
 -- Executes up to p_max_orders pending orders of one ticker in (date, id) order. The
--- caller must hold the ticker's issuer_trading row lock. Stops early at p_deadline, or
+-- caller must hold the ticker's advisory lock. Stops early at p_deadline, or
 -- when an order's user row is locked by another caller (waiting could deadlock; the
 -- order stays first in line for the next call).
 create function pauv.process_ticker_orders(
@@ -42,7 +42,8 @@ begin
     select t.base_price, t.price_step, t.current_supply, t.total_usdp
     into v_base, v_step, v_supply, v_pool
     from public.issuer_trading as t
-    where t.ticker = p_ticker;
+    where t.ticker = p_ticker
+    for no key update;
     v_start_supply := v_supply;
 
     for v_order in
@@ -158,7 +159,8 @@ end;
 $$;
 
 comment on function pauv.process_ticker_orders(text, integer, timestamptz, timestamptz) is
-'Executes pending orders of one ticker in FIFO order; the caller holds the ticker lock. '
+'Executes pending orders of one ticker in FIFO order; the caller holds the ticker''s '
+'advisory lock. '
 'Returns one row per order it finished (completed or failed).';
 
 create function public.process_all_pending_orders(
@@ -174,7 +176,6 @@ declare
     v_started timestamptz := clock_timestamp();
     v_deadline timestamptz;
     v_tickers text[];
-    v_done text[] := '{}';
     v_ticker text;
     v_total integer := 0;
     v_ok integer := 0;
@@ -213,17 +214,13 @@ begin
     from pending_tickers as pt
     where pt.ticker is not null;
 
-    loop
+    foreach v_ticker in array v_tickers loop
         exit when v_total >= p_max_orders or clock_timestamp() >= v_deadline;
-
-        -- Own one more ticker no other caller is working on.
-        select t.ticker into v_ticker
-        from public.issuer_trading as t
-        where t.ticker = any(v_tickers) and t.ticker <> all(v_done)
-        limit 1
-        for no key update skip locked;
-        exit when not found;
-        v_done := v_done || v_ticker;
+        -- Own the ticker unless another caller works on it or an order is being
+        -- inserted for it right now; then leave it for the next call.
+        continue when not pg_catalog.pg_try_advisory_xact_lock(
+            1885435254, pauv.ticker_lock_id(v_ticker)
+        );
 
         for v_row in
             select * from pauv.process_ticker_orders(v_ticker, p_max_orders - v_total, v_deadline, p_now)
@@ -263,14 +260,16 @@ declare
     v_row record;
 begin
     -- The oldest pending order whose ticker no other caller is working on.
-    select t.ticker into v_ticker
-    from public.queue as q
-    inner join public.issuer_trading as t on t.ticker = q.ticker
-    where q.status = 'pending'
-    order by q.date, q.id
-    limit 1
-    for no key update of t skip locked;
-    if not found then
+    for v_ticker in
+        select q.ticker from public.queue as q
+        where q.status = 'pending'
+        order by q.date, q.id
+        limit 1000
+    loop
+        exit when pg_catalog.pg_try_advisory_xact_lock(1885435254, pauv.ticker_lock_id(v_ticker));
+        v_ticker := null;
+    end loop;
+    if v_ticker is null then
         return jsonb_build_object('processed', false, 'reason', 'no pending order');
     end if;
 
