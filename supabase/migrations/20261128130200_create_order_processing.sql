@@ -2,10 +2,96 @@
 -- number of callers at once. A caller owns a ticker through its advisory lock, taken
 -- without waiting, so callers spread over tickers; an order's effects commit together.
 
+-- Writes one batch of executed orders set-based: balances, holdings, trades, price
+-- ticks and queue statuses. Slot i of every array describes the batch's i-th order; a
+-- user appears at most once per batch.
+create function pauv.write_order_batch(
+    p_ticker text,
+    p_now timestamptz,
+    p_ids bigint[],
+    p_types text[],
+    p_users uuid[],
+    p_statuses text[],
+    p_errors text[],
+    p_pvs numeric[],
+    p_usdps numeric[],
+    p_start_prices numeric[],
+    p_supplies numeric[],
+    p_tx_ids bigint[],
+    p_balance_deltas numeric[],
+    p_new_holdings numeric[],
+    p_new_bases numeric[]
+)
+returns table (
+    order_id bigint,
+    order_type text,
+    status text,
+    pv_amount numeric,
+    usdp_amount numeric,
+    transaction_id bigint,
+    error text
+)
+language plpgsql
+set search_path = ''
+as $$
+begin
+    update public.users as u
+    set usdp_balance = u.usdp_balance + b.delta
+    from unnest(p_users, p_balance_deltas) as b (user_id, delta)
+    where u.user_id = b.user_id and b.delta is not null;
+
+    insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
+    select h.user_id, p_ticker, h.pv, h.basis
+    from unnest(p_users, p_new_holdings, p_new_bases) as h (user_id, pv, basis)
+    where h.pv is not null
+    on conflict (user_id, ticker) do update
+    set pv_amount = excluded.pv_amount, avg_cost_basis = excluded.avg_cost_basis;
+
+    insert into public.transactions (
+        id, user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
+        start_price, end_price, date, queue_id
+    )
+    overriding system value
+    select
+        x.tx_id, x.user_id, x.usdp, p_ticker, x.order_type, round(x.usdp / x.pv, 12), x.pv,
+        x.start_price, t.base_price + t.price_step * x.supply, p_now, x.id
+    from unnest(p_tx_ids, p_users, p_usdps, p_types, p_pvs, p_start_prices, p_supplies, p_ids)
+        as x (tx_id, user_id, usdp, order_type, pv, start_price, supply, id)
+    cross join public.issuer_trading as t
+    where t.ticker = p_ticker and x.tx_id is not null
+    order by x.tx_id;
+
+    insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
+    select p_ticker, t.base_price + t.price_step * x.supply, x.supply, p_now, x.tx_id
+    from unnest(p_tx_ids, p_supplies) as x (tx_id, supply)
+    cross join public.issuer_trading as t
+    where t.ticker = p_ticker and x.tx_id is not null
+    order by x.tx_id;
+
+    update public.queue as q
+    set status = s.status, error_message = s.error, processed_at = p_now
+    from unnest(p_ids, p_statuses, p_errors) as s (id, status, error)
+    where q.id = s.id;
+
+    return query
+    select o.id, o.order_type, o.status, o.pv, o.usdp, o.tx_id, o.error
+    from unnest(p_ids, p_types, p_statuses, p_pvs, p_usdps, p_tx_ids, p_errors)
+        as o (id, order_type, status, pv, usdp, tx_id, error);
+end;
+$$;
+
+comment on function pauv.write_order_batch(
+    text, timestamptz, bigint[], text[], uuid[], text[], text[], numeric[], numeric[], numeric[],
+    numeric[], bigint[], numeric[], numeric[], numeric[]
+) is
+'Writes a batch of orders executed by pauv.process_ticker_orders, set-based.';
+
 -- Executes up to p_max_orders pending orders of one ticker in (date, id) order. The
--- caller must hold the ticker's advisory lock. Stops early at p_deadline, or
--- when an order's user row is locked by another caller (waiting could deadlock; the
--- order stays first in line for the next call).
+-- caller must hold the ticker's advisory lock. Per order it does one locking read; the
+-- writes go out set-based per batch, a batch ending before a user's second order so the
+-- read always sees that user's earlier trades. Stops early at p_deadline, or when an
+-- order's user row is locked by another caller (waiting could deadlock; the order stays
+-- first in line for the next call).
 create function pauv.process_ticker_orders(
     p_ticker text,
     p_max_orders integer,
@@ -38,6 +124,21 @@ declare
     v_pv numeric;
     v_usdp numeric;
     v_error text;
+    v_n integer := 0;
+    -- The batch, one slot per order: what to write once it ends.
+    v_ids bigint[] := '{}';
+    v_types text[] := '{}';
+    v_users uuid[] := '{}';
+    v_statuses text[] := '{}';
+    v_errors text[] := '{}';
+    v_pvs numeric[] := '{}';
+    v_usdps numeric[] := '{}';
+    v_start_prices numeric[] := '{}';
+    v_supplies numeric[] := '{}';
+    v_tx_ids bigint[] := '{}';
+    v_balance_deltas numeric[] := '{}';
+    v_new_holdings numeric[] := '{}';
+    v_new_bases numeric[] := '{}';
 begin
     select t.base_price, t.price_step, t.current_supply, t.total_usdp
     into v_base, v_step, v_supply, v_pool
@@ -56,16 +157,24 @@ begin
     loop
         exit when clock_timestamp() >= p_deadline;
 
-        select u.usdp_balance into v_balance
-        from public.users as u
-        where u.user_id = v_order.user_id
-        for no key update skip locked;
-        exit when not found;
+        if v_order.user_id = any(v_users) or v_n >= 500 then
+            return query select * from pauv.write_order_batch(
+                p_ticker, p_now, v_ids, v_types, v_users, v_statuses, v_errors, v_pvs, v_usdps,
+                v_start_prices, v_supplies, v_tx_ids, v_balance_deltas, v_new_holdings, v_new_bases
+            );
+            v_n := 0;
+            v_ids := '{}'; v_types := '{}'; v_users := '{}'; v_statuses := '{}';
+            v_errors := '{}'; v_pvs := '{}'; v_usdps := '{}'; v_start_prices := '{}';
+            v_supplies := '{}'; v_tx_ids := '{}'; v_balance_deltas := '{}';
+            v_new_holdings := '{}'; v_new_bases := '{}';
+        end if;
 
-        select p.pv_amount, p.avg_cost_basis into v_held, v_basis
-        from public.portfolio as p
-        where p.user_id = v_order.user_id and p.ticker = p_ticker
-        for no key update;
+        select u.usdp_balance, p.pv_amount, p.avg_cost_basis into v_balance, v_held, v_basis
+        from public.users as u
+        left join public.portfolio as p on p.user_id = u.user_id and p.ticker = p_ticker
+        where u.user_id = v_order.user_id
+        for no key update of u skip locked;
+        exit when not found;
         v_held := coalesce(v_held, 0);
         v_basis := coalesce(v_basis, 0);
 
@@ -97,58 +206,56 @@ begin
             end if;
         end if;
 
+        -- Every slot is written for every order (null where it does not apply), so
+        -- all arrays stay aligned from subscript 1.
+        v_n := v_n + 1;
+        v_ids[v_n] := v_order.id;
+        v_types[v_n] := v_order.order_type;
+        v_users[v_n] := v_order.user_id;
+        v_errors[v_n] := v_error;
         if v_error is not null then
-            update public.queue as q
-            set status = 'failed', error_message = v_error, processed_at = p_now
-            where q.id = v_order.id;
-            return query select v_order.id, v_order.order_type, 'failed'::text,
-                null::numeric, null::numeric, null::bigint, v_error;
-            continue;
-        end if;
-
-        if v_order.order_type = 'buy' then
-            v_supply := v_supply + v_pv;
-            v_pool := v_pool + v_usdp;
-            update public.users as u set usdp_balance = u.usdp_balance - v_usdp
-            where u.user_id = v_order.user_id;
-            insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
-            values (v_order.user_id, p_ticker, v_pv, round(v_usdp / v_pv, 12))
-            on conflict (user_id, ticker) do update
-            set pv_amount = p.pv_amount + excluded.pv_amount,
-                avg_cost_basis = round(
-                    (p.pv_amount * p.avg_cost_basis + v_usdp) / (p.pv_amount + excluded.pv_amount), 12
-                );
+            v_statuses[v_n] := 'failed';
+            v_pv := null;
+            v_usdp := null;
         else
-            v_supply := v_supply - v_pv;
-            v_pool := v_pool - v_usdp;
-            update public.users as u set usdp_balance = u.usdp_balance + v_usdp
-            where u.user_id = v_order.user_id;
-            update public.portfolio as p
-            set pv_amount = p.pv_amount - v_pv,
-                avg_cost_basis = case when p.pv_amount = v_pv then 0 else p.avg_cost_basis end
-            where p.user_id = v_order.user_id and p.ticker = p_ticker;
+            v_statuses[v_n] := 'completed';
+            if v_order.order_type = 'buy' then
+                v_supply := v_supply + v_pv;
+                v_pool := v_pool + v_usdp;
+            else
+                v_supply := v_supply - v_pv;
+                v_pool := v_pool - v_usdp;
+            end if;
         end if;
-
-        insert into public.transactions as t (
-            user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
-            start_price, end_price, date, queue_id
-        )
-        values (
-            v_order.user_id, v_usdp, p_ticker, v_order.order_type, round(v_usdp / v_pv, 12), v_pv,
-            v_price, v_base + v_step * v_supply, p_now, v_order.id
-        )
-        returning t.id into transaction_id;
-
-        insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
-        values (p_ticker, v_base + v_step * v_supply, v_supply, p_now, transaction_id);
-
-        update public.queue as q
-        set status = 'completed', processed_at = p_now
-        where q.id = v_order.id;
-
-        return query select v_order.id, v_order.order_type, 'completed'::text,
-            v_pv, v_usdp, transaction_id, null::text;
+        v_pvs[v_n] := v_pv;
+        v_usdps[v_n] := v_usdp;
+        v_start_prices[v_n] := case when v_error is null then v_price end;
+        v_supplies[v_n] := case when v_error is null then v_supply end;
+        v_tx_ids[v_n] := case when v_error is null then nextval('public.transactions_id_seq') end;
+        v_balance_deltas[v_n] := case
+            when v_error is not null then null
+            when v_order.order_type = 'buy' then -v_usdp
+            else v_usdp
+        end;
+        v_new_holdings[v_n] := case
+            when v_error is not null then null
+            when v_order.order_type = 'buy' then v_held + v_pv
+            else v_held - v_pv
+        end;
+        v_new_bases[v_n] := case
+            when v_error is not null then null
+            when v_order.order_type = 'buy' then round((v_held * v_basis + v_usdp) / (v_held + v_pv), 12)
+            when v_held = v_pv then 0
+            else v_basis
+        end;
     end loop;
+
+    if v_n > 0 then
+        return query select * from pauv.write_order_batch(
+            p_ticker, p_now, v_ids, v_types, v_users, v_statuses, v_errors, v_pvs, v_usdps,
+            v_start_prices, v_supplies, v_tx_ids, v_balance_deltas, v_new_holdings, v_new_bases
+        );
+    end if;
 
     if v_supply is distinct from v_start_supply then
         update public.issuer_trading as t
@@ -160,8 +267,7 @@ $$;
 
 comment on function pauv.process_ticker_orders(text, integer, timestamptz, timestamptz) is
 'Executes pending orders of one ticker in FIFO order; the caller holds the ticker''s '
-'advisory lock. '
-'Returns one row per order it finished (completed or failed).';
+'advisory lock. Returns one row per order it finished (completed or failed).';
 
 create function public.process_all_pending_orders(
     p_max_orders integer default 1000,
@@ -299,6 +405,10 @@ grant execute on function pauv.buy_quantity(numeric, numeric, numeric) to servic
 grant execute on function pauv.sell_payout(numeric, numeric, numeric) to service_role;
 grant execute on function pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)
 to service_role;
+grant execute on function pauv.write_order_batch(
+    text, timestamptz, bigint[], text[], uuid[], text[], text[], numeric[], numeric[], numeric[],
+    numeric[], bigint[], numeric[], numeric[], numeric[]
+) to service_role;
 grant execute on function public.process_all_pending_orders(integer, numeric, timestamptz)
 to service_role;
 grant execute on function public.process_next_queue_order(timestamptz) to service_role;
