@@ -366,3 +366,26 @@ def test_bulk_insert_wakes_the_function_which_drains_the_queue(
         assert conn.execute(
             "select status_code from net._http_response where id = %s", (request["id"],)
         ).fetchone()[0] == 200
+
+
+# --- the operator's snippets ------------------------------------------------------------------
+
+
+def test_every_sql_snippet_of_the_docs_runs(db: psycopg.Connection) -> None:
+    """docs/webhook.md's SQL, in order, as the migration role 'postgres' (rolled back).
+    Blocks starting with '-- hosted only' need the real extension and are skipped."""
+    text = (MIGRATIONS.parent.parent / "docs" / "webhook.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", text, re.DOTALL)
+    runnable = [b for b in blocks if not b.startswith("-- hosted only")]
+    assert len(blocks) == 5 and len(runnable) == 4
+    for block in runnable:
+        db.execute(block)
+    secrets = db.execute(
+        "select name, decrypted_secret from vault.decrypted_secrets"
+        " where name in ('project_url', 'process_queue_invoke_key') order by name"
+    ).fetchall()
+    assert secrets == [("process_queue_invoke_key", "YOUR_NEW_ANON_KEY"),
+                       ("project_url", "https://YOUR_PROJECT_REF.supabase.co")]
+    assert db.execute(
+        "select tgenabled from pg_trigger where tgrelid = 'public.queue'::regclass"
+        " and tgname = 'process-queue-webhook'").fetchone()[0] == "O"
