@@ -83,9 +83,14 @@ def funded_market(db: psycopg.Connection) -> tuple[psycopg.Connection, list, str
 # --- the edge function's own tests under Deno -------------------------------------------------
 
 
-def test_function_type_checks_under_deno() -> None:
+@pytest.mark.parametrize(
+    "command",
+    [["check", "--frozen", "index.ts", "index_test.ts"], ["lint"], ["fmt", "--check"]],
+    ids=["check", "lint", "fmt"],
+)
+def test_function_type_checks_lints_and_is_formatted(command: list[str]) -> None:
     proc = subprocess.run(
-        [str(DENO), "check", "--frozen", "index.ts", "index_test.ts"],
+        [str(DENO), *command],
         cwd=FUNCTION_DIR, env=deno_env(), capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -48,11 +48,15 @@ const post = () => new Request("http://localhost/functions/v1/process-queue", { 
 
 Deno.test("drains until has_more is false and sums the counts", async () => {
   const clock = { t: 1000 };
-  const { client, calls } = scripted([
-    batch(1000, 990, 10, true),
-    batch(1000, 1000, 0, true),
-    batch(42, 40, 2, false),
-  ], clock, 1500);
+  const { client, calls } = scripted(
+    [
+      batch(1000, 990, 10, true),
+      batch(1000, 1000, 0, true),
+      batch(42, 40, 2, false),
+    ],
+    clock,
+    1500,
+  );
   const res = await handler(post(), deps(client, clock));
   assert.equal(res.status, 200);
   assert.equal(res.headers.get("content-type"), "application/json");
@@ -94,18 +98,22 @@ Deno.test("an empty queue takes one call", async () => {
 
 Deno.test("an RPC error answers 500 with the PostgREST error and what was done", async () => {
   const clock = { t: 0 };
-  const { client } = scripted([
-    batch(5, 5, 0, true),
-    {
-      data: null,
-      error: {
-        code: "42883",
-        message: "function public.process_all_pending_orders() does not exist",
-        details: null,
-        hint: "No function matches the given name and argument types.",
+  const { client } = scripted(
+    [
+      batch(5, 5, 0, true),
+      {
+        data: null,
+        error: {
+          code: "42883",
+          message: "function public.process_all_pending_orders() does not exist",
+          details: null,
+          hint: "No function matches the given name and argument types.",
+        },
       },
-    },
-  ], clock, 10);
+    ],
+    clock,
+    10,
+  );
   const res = await handler(post(), deps(client, clock));
   assert.equal(res.status, 500);
   assert.equal(res.headers.get("access-control-allow-origin"), "https://app.example.test");
@@ -158,11 +166,15 @@ Deno.test("stops when the time budget is spent, with has_more still true", async
   const clock = { t: 0 };
   // Each call takes 4 s of a 10 s budget: calls start at 0, 4 and 8 s (the last one
   // limited to the 2 s left), then the budget is spent.
-  const { client, calls } = scripted([
-    batch(1000, 1000, 0, true),
-    batch(1000, 1000, 0, true),
-    batch(400, 399, 1, true),
-  ], clock, 4000);
+  const { client, calls } = scripted(
+    [
+      batch(1000, 1000, 0, true),
+      batch(1000, 1000, 0, true),
+      batch(400, 399, 1, true),
+    ],
+    clock,
+    4000,
+  );
   const res = await handler(post(), deps(client, clock, { budgetMs: 10_000 }));
   assert.equal(res.status, 200);
   assert.deepEqual(await res.json(), {
@@ -226,7 +238,10 @@ Deno.test("without ALLOWED_ORIGIN no cross-origin grant is sent", async () => {
 Deno.test("other methods answer 405 and call nothing", async () => {
   const clock = { t: 0 };
   const { client, calls } = scripted([], clock);
-  const res = await handler(new Request("http://localhost/", { method: "GET" }), deps(client, clock));
+  const res = await handler(
+    new Request("http://localhost/", { method: "GET" }),
+    deps(client, clock),
+  );
   assert.equal(res.status, 405);
   assert.deepEqual(await res.json(), { success: false, error: "method GET not allowed" });
   assert.equal(calls.length, 0);
