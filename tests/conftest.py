@@ -11,6 +11,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,6 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+from postgrest_standin import SupabaseApiStandin, project_key
 
 ROOT = Path(__file__).resolve().parent.parent
 MIGRATIONS = ROOT / "supabase" / "migrations"
@@ -227,3 +232,110 @@ def drain(conn: psycopg.Connection, now: str | None = None) -> dict:
             totals[key] += result[key]
         if not result["has_more"] or result["total_processed"] == 0:
             return totals | {"has_more": result["has_more"]}
+
+# --- Supabase HTTP API, edge function and pg_net worker stand-ins -------------------------
+# Hosted services that cannot run here, faithful at the interface we use: the project's
+# API (PostgREST RPC + functions gateway, tests/postgrest_standin.py), the process-queue
+# function run by the real Deno, and pg_net's worker delivering queued requests.
+
+DENO = ROOT / "node_modules" / ".bin" / "deno"
+FUNCTIONS = ROOT / "supabase" / "functions"
+
+
+def deno_env() -> dict[str, str]:
+    """Deno's environment: its cache in node_modules (ignored, shared by runs) unless
+    DENO_DIR says otherwise, so it works as root and offline after the first fetch."""
+    env = dict(os.environ)
+    env.setdefault("DENO_DIR", str(ROOT / "node_modules" / ".cache" / "deno"))
+    env["NO_COLOR"] = "1"
+    return env
+
+
+@pytest.fixture(scope="session")
+def api_keys() -> dict[str, str]:
+    """The project's anon and service_role keys (JWTs signed with the test secret)."""
+    return {"anon": project_key("anon"), "service_role": project_key("service_role")}
+
+
+@pytest.fixture(scope="session")
+def supabase_api(cluster: Cluster) -> Iterator[SupabaseApiStandin]:
+    """The project URL: /rest/v1/rpc/<fn> on the throwaway database, /functions/v1/<name>."""
+    api = SupabaseApiStandin(cluster.dsn).start()
+    try:
+        yield api
+    finally:
+        api.stop()
+
+
+@pytest.fixture(scope="session")
+def process_queue_function(supabase_api: SupabaseApiStandin,
+                           api_keys: dict[str, str]) -> Iterator[str]:
+    """supabase/functions/process-queue served by the real Deno on a free port, with the
+    environment the edge runtime gives it, registered behind the functions gateway."""
+    port = _free_port()
+    env = deno_env() | {
+        "SUPABASE_URL": supabase_api.url,
+        "SUPABASE_SERVICE_ROLE_KEY": api_keys["service_role"],
+        "PROCESS_QUEUE_PORT": str(port),
+    }
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [str(DENO), "run", "--frozen", "--no-prompt", "--allow-net", "--allow-env", "index.ts"],
+        cwd=FUNCTIONS / "process-queue", env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120  # the first run fetches supabase-js from npm
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"deno exited with {proc.returncode}:\n{log.read().decode()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                pytest.fail("the process-queue function did not start listening in 120 s")
+            time.sleep(0.1)
+        supabase_api.register_function("process-queue", f"http://127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def deliver_http_requests(cluster: Cluster) -> list[dict]:
+    """pg_net's background worker, for the stand-in: sends every committed request of
+    net.http_request_queue, removes it and stores the answer in net._http_response."""
+    delivered = []
+    with cluster.connect("supabase_admin", autocommit=True) as conn:
+        requests = conn.execute(
+            "delete from net.http_request_queue"
+            " returning id, method, url, headers, body, timeout_milliseconds"
+        ).fetchall()
+        for request_id, method, url, headers, body, timeout_ms in sorted(requests):
+            req = urllib.request.Request(url, data=bytes(body) if body is not None else None,
+                                         headers=headers, method=method.upper())
+            status = content_type = content = error = None
+            response_headers: dict[str, str] = {}
+            timed_out = False
+            try:
+                with urllib.request.urlopen(req, timeout=timeout_ms / 1000) as res:
+                    status, content = res.status, res.read().decode()
+                    response_headers = dict(res.headers.items())
+            except urllib.error.HTTPError as e:
+                status, content = e.code, e.read().decode()
+                response_headers = dict(e.headers.items())
+            except TimeoutError as e:
+                timed_out, error = True, str(e)
+            except urllib.error.URLError as e:
+                error = str(e.reason)
+            content_type = response_headers.get("Content-Type")
+            conn.execute(
+                "insert into net._http_response"
+                " (id, status_code, content_type, headers, content, timed_out, error_msg)"
+                " values (%s, %s, %s, %s, %s, %s, %s)",
+                (request_id, status, content_type, json.dumps(response_headers), content,
+                 timed_out, error),
+            )
+            delivered.append({"id": request_id, "status": status, "content": content,
+                              "error": error})
+    return delivered

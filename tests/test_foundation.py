@@ -145,10 +145,12 @@ def test_plpgsql_check_finds_no_error_in_our_functions(db: psycopg.Connection) -
         from pg_proc as p
         join pg_language as l on l.oid = p.prolang and l.lanname = 'plpgsql'
         left join lateral (
-            select t.tgrelid from pg_trigger as t where t.tgfoid = p.oid limit 1
+            select t.tgrelid, t.tgnewtable, t.tgoldtable
+            from pg_trigger as t where t.tgfoid = p.oid limit 1
         ) as trg on true
         cross join lateral extensions.plpgsql_check_function_tb(
-            p.oid, coalesce(trg.tgrelid, 0)
+            p.oid, coalesce(trg.tgrelid, 0),
+            newtable => trg.tgnewtable, oldtable => trg.tgoldtable
         ) as r
         where p.pronamespace in ('public'::regnamespace, 'pauv'::regnamespace)
           and r.level = 'error'
