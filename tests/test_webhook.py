@@ -326,13 +326,6 @@ def test_bulk_insert_wakes_the_function_which_drains_the_queue(
     process_queue_function: str, api_keys: dict[str, str],
 ) -> None:
     market = webhook_configured
-    with market.connect() as conn:
-        if conn.execute("select to_regprocedure("
-                        "'public.process_all_pending_orders(integer,numeric)') is null"
-                        ).fetchone()[0]:
-            pytest.skip("public.process_all_pending_orders(integer, numeric) does not exist"
-                        " yet: the matching engine lands on main (migrations 2026112813*)")
-
     with market.connect(autocommit=True) as conn:
         users = [new_user(conn, balance=1000) for _ in range(10)]
         ticker = new_issuer(conn, "E2E")
