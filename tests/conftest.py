@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -17,92 +16,25 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 
 import psycopg
 import pytest
-from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
+from harness import free_port as _free_port
 
 from postgrest_standin import SupabaseApiStandin, project_key
 
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS = ROOT / "supabase" / "migrations"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _server_options() -> str:
-    out = subprocess.check_output([str(ROOT / "scripts" / "server-options.sh")], text=True)
-    return " " + out.strip()
-
-
-class Cluster:
-    """A running throwaway cluster: how to reach it as each role."""
-
-    def __init__(self, host: str, port: int, socket_dir: str):
-        self.host = host
-        self.port = port
-        self.socket_dir = socket_dir
-
-    def dsn(self, user: str = "postgres", dbname: str = "postgres") -> str:
-        return f"host={self.host} port={self.port} user={user} dbname={dbname} sslmode=disable"
-
-    def url(self, user: str = "postgres", dbname: str = "postgres") -> str:
-        return f"postgresql://{user}@{self.host}:{self.port}/{dbname}?sslmode=disable"
-
-    def connect(self, user: str = "postgres", dbname: str = "postgres", **kw) -> psycopg.Connection:
-        return psycopg.connect(self.dsn(user, dbname), **kw)
-
-    def push_migrations(self, dbname: str = "postgres") -> subprocess.CompletedProcess:
-        """`supabase db push` with the real CLI, as the non-superuser 'postgres'."""
-        return subprocess.run(
-            [str(ROOT / "node_modules" / ".bin" / "supabase"), "db", "push",
-             "--db-url", self.url("postgres", dbname), "--yes"],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )
+__all__ = ["MIGRATIONS", "ROOT", "Cluster"]
 
 
 @pytest.fixture(scope="session")
 def cluster() -> Iterator[Cluster]:
-    base = tempfile.mkdtemp(prefix="pauv-test-")
-    os.chmod(base, 0o755)
-    if os.geteuid() == 0:
-        shutil.chown(base, "postgres", "postgres")
-    port = _free_port()
-    executor = PostgreSQLExecutor(
-        executable=str(ROOT / "tests" / "bin" / "pg_ctl"),
-        host="127.0.0.1",
-        port=port,
-        datadir=os.path.join(base, "data"),
-        unixsocketdir=base,
-        logfile=os.path.join(base, "server.log"),
-        startparams="-w",
-        dbname="postgres",
-        user="supabase_admin",
-        postgres_options=_server_options(),
-    )
-    executor.start()
     try:
-        subprocess.run(
-            [str(ROOT / "scripts" / "prepare-db.sh"), "127.0.0.1", str(port)],
-            check=True, capture_output=True, text=True,
-        )
-        c = Cluster("127.0.0.1", port, base)
-        # The scheduler runs for real, but its jobs start inactive so they cannot race
-        # the tests (the sweeper would drain orders a test left pending). Tests that
-        # need a job to fire switch it on themselves.
-        with c.connect("supabase_admin", autocommit=True) as conn:
-            conn.execute("update cron.job set active = false")
-        yield c
+        with throwaway_cluster() as c:
+            yield c
     except subprocess.CalledProcessError as e:
         pytest.exit(f"preparing the test database failed:\n{e.stdout}\n{e.stderr}", 3)
-    finally:
-        executor.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,534 @@
+"""Benchmark of the order engine and the scheduled jobs (issue 6).
+
+    .venv/bin/python tests/bench.py --scale full --runs 3     # make bench
+    .venv/bin/python tests/bench.py --scale tiny --runs 1     # what make test runs
+
+Starts a throwaway cluster exactly as the tests do (tests/harness.py), builds each
+scenario's data set-based in SQL, runs it `--runs` times on freshly loaded data and prints
+a table: every run, the median, how the figure changes with size, the target and whether
+the median meets it. Not an assertion: these machines are noisy. The cluster runs with
+fsync=off, synchronous_commit=off, full_page_writes=off (scripts/server-options.sh), so
+the figures are CPU figures, not disk figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psycopg
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Cluster, throwaway_cluster  # noqa: E402
+
+# Sizes per scale. "full" is what issue 6 asks for; "small" is a tenth of it for a quick
+# look; "tiny" only proves every scenario still runs (make test).
+SCALES: dict[str, dict[str, int]] = {
+    "full": dict(users=10_000, tickers=100, drain_small=10_000, drain=100_000,
+                 retained=1_000_000, hot=20_000, placements=20_000,
+                 stats_issuers=1_000, stats_issuers_big=10_000, stats_trades=1_000_000,
+                 snap_issuers=1_000, snap_trades=100_000, catchup_days=7,
+                 cleanup=1_000_000),
+    "small": dict(users=2_000, tickers=100, drain_small=2_000, drain=20_000,
+                  retained=200_000, hot=4_000, placements=4_000,
+                  stats_issuers=100, stats_issuers_big=1_000, stats_trades=100_000,
+                  snap_issuers=100, snap_trades=10_000, catchup_days=7,
+                  cleanup=200_000),
+    "tiny": dict(users=100, tickers=10, drain_small=100, drain=500,
+                 retained=2_000, hot=200, placements=100,
+                 stats_issuers=10, stats_issuers_big=20, stats_trades=1_000,
+                 snap_issuers=10, snap_trades=500, catchup_days=2,
+                 cleanup=2_000),
+}
+
+BALANCE = 1_000_000  # USDP each user starts with: enough for every buy of the bench
+
+
+def ticker_sql(expr: str) -> str:
+    """SQL for the n-th bench ticker: T0001, T0002, ..."""
+    return f"('T' || lpad(({expr})::text, 5, '0'))"
+
+
+def user_sql(expr: str) -> str:
+    """SQL for the n-th bench user's id, deterministic."""
+    return f"(md5('bench-user-' || ({expr}))::uuid)"
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def admin(cluster: Cluster) -> psycopg.Connection:
+    return cluster.connect("supabase_admin", autocommit=True)
+
+
+def reset(cluster: Cluster) -> None:
+    """Empty every market table (as the tests' `market` fixture does) and pg_net's queue."""
+    with admin(cluster) as conn:
+        tables = conn.execute(
+            "select string_agg(format('%I.%I', schemaname, tablename), ', ')"
+            " from pg_tables where schemaname in ('public', 'pauv')"
+        ).fetchone()[0]
+        conn.execute(f"truncate {tables}, auth.users, net.http_request_queue"
+                     " restart identity cascade")
+
+
+def load_market(cluster: Cluster, *, tickers: int, users: int) -> None:
+    """Issuers T00001.. and users with BALANCE USDP each, deposited set-based with the
+    ledger rows deposit_usdp writes, so the conservation invariant holds."""
+    reset(cluster)
+    with admin(cluster) as conn:
+        conn.execute(f"""
+            insert into public.issuer_details (ticker, name)
+            select {ticker_sql('i')}, 'Bench issuer ' || i from generate_series(1, {tickers}) as i;
+            insert into public.issuer_trading (ticker, base_price, price_step)
+            select ticker, 1.00, 0.001 from public.issuer_details;
+            insert into auth.users (id, email, raw_user_meta_data)
+            select {user_sql('i')}, 'bench' || i || '@example.test', '{{}}'::jsonb
+            from generate_series(1, {users}) as i;
+            update public.users set usdp_balance = {BALANCE};
+            insert into pauv.usdp_movements (user_id, amount)
+            select user_id, {BALANCE} from public.users;
+        """)
+
+
+def load_finished(cluster: Cluster, *, rows: int, tickers: int, users: int,
+                  age: str = "30 days") -> None:
+    """`rows` finished queue rows from `age` ago (90% completed, each with its trade, 5%
+    failed, 5% cancelled): what a queue retains before cleanup. Bulk-loaded with triggers
+    off (session_replication_role = replica): they are history, not new orders."""
+    with admin(cluster) as conn:
+        conn.execute(f"""
+            set session_replication_role = replica;
+            insert into public.queue (
+                user_id, ticker, order_type, amount_usdp, status, date, processed_at,
+                error_message, created_at, updated_at
+            )
+            select
+                {user_sql(f'1 + i % {users}')}, {ticker_sql(f'1 + i % {tickers}')}, 'buy', 10,
+                s.status, d.at, d.at + interval '50 ms',
+                case when s.status = 'failed' then 'insufficient balance' end, d.at, d.at
+            from generate_series(1, {rows}) as i
+            cross join lateral (
+                select case i % 20 when 0 then 'failed' when 1 then 'cancelled'
+                    else 'completed' end as status
+            ) as s
+            cross join lateral (
+                select now() - interval '{age}' + i * interval '1 ms' as at
+            ) as d;
+            insert into public.transactions (
+                user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
+                start_price, end_price, date, queue_id
+            )
+            select q.user_id, 10, q.ticker, 'buy', 1, 10, 1, 1, q.processed_at, q.id
+            from public.queue as q where q.status = 'completed' order by q.id;
+            set session_replication_role = origin;
+        """)
+
+
+def plan_orders(cluster: Cluster, *, orders: int, tickers: int, users: int,
+                buy_share: float = 0.8, seed: float = 0.42) -> None:
+    """Queue `orders` pending orders (buy_share buys, the rest sells) over the tickers and
+    users, in a random but repeatable order. Sellers first get holdings by executing one
+    buy per (user, ticker) they sell, through the engine."""
+    with admin(cluster) as conn:
+        conn.execute("drop table if exists public.bench_plan")
+        conn.execute(f"select setseed({seed})")
+        conn.execute(f"""
+            create unlogged table public.bench_plan as
+            select
+                k,
+                1 + floor(random() * {users})::integer as u,
+                1 + floor(random() * {tickers})::integer as t,
+                random() < {buy_share} as is_buy,
+                round((5 + random() * 45)::numeric, 2) as usdp,
+                round((0.5 + random() * 2)::numeric, 2) as pv
+            from generate_series(1, {orders}) as k
+        """)
+        sellers = conn.execute(f"""
+            insert into public.queue (user_id, ticker, order_type, amount_usdp)
+            select {user_sql('u')}, {ticker_sql('t')}, 'buy', 100
+            from (select distinct u, t from public.bench_plan where not is_buy) as s
+            order by u, t
+        """).rowcount
+    if sellers:
+        drain_all(cluster)
+    with admin(cluster) as conn:
+        conn.execute(f"""
+            insert into public.queue (user_id, ticker, order_type, amount_usdp, amount_pv)
+            select
+                {user_sql('u')}, {ticker_sql('t')},
+                case when is_buy then 'buy' else 'sell' end,
+                case when is_buy then usdp end,
+                case when not is_buy then pv end
+            from public.bench_plan
+            order by k;
+            drop table public.bench_plan;
+        """)
+
+
+def vacuum(cluster: Cluster) -> None:
+    with admin(cluster) as conn:
+        conn.execute("vacuum analyze")
+
+
+def audit_clean(cluster: Cluster) -> str:
+    with cluster.connect(autocommit=True) as conn:
+        rows = conn.execute("select * from public.audit_market_invariants()").fetchall()
+    if rows:
+        raise AssertionError(f"audit found violations: {rows[:5]}")
+    return "audit clean"
+
+
+# --- the engine's callers -----------------------------------------------------------------
+
+
+def processor(cluster: Cluster) -> psycopg.Connection:
+    """A caller as the sweeper and the edge function are: the service role."""
+    conn = cluster.connect(autocommit=True)
+    conn.execute("set role service_role")
+    return conn
+
+
+def drain_loop(conn: psycopg.Connection, max_orders: int = 1000) -> int:
+    """Loop process_all_pending_orders until nothing is pending. When another caller holds
+    all the remaining work it backs off 5 ms instead of spinning."""
+    total = 0
+    while True:
+        r = conn.execute("select public.process_all_pending_orders(%s, 5)",
+                         (max_orders,)).fetchone()[0]
+        total += r["total_processed"]
+        if not r["has_more"]:
+            return total
+        if r["total_processed"] == 0:
+            time.sleep(0.005)
+
+
+def drain_all(cluster: Cluster) -> int:
+    with processor(cluster) as conn:
+        return drain_loop(conn, 10_000)
+
+
+def pending(cluster: Cluster) -> int:
+    with cluster.connect(autocommit=True) as conn:
+        return conn.execute("select count(*) from public.queue where status = 'pending'").fetchone()[0]
+
+
+def timed_drain(cluster: Cluster, callers: int = 1) -> tuple[int, float]:
+    """Orders drained and wall seconds, with `callers` connections looping at once."""
+    conns = [processor(cluster) for _ in range(callers)]
+    counts = [0] * callers
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            counts[i] = drain_loop(conns[i])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(callers)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        c.close()
+    if errors:
+        raise errors[0]
+    left = pending(cluster)
+    if left:
+        raise AssertionError(f"{left} orders still pending after the drain")
+    return sum(counts), elapsed
+
+
+class Placer:
+    """A connection placing buy orders as signed-in users, one transaction each, timing
+    every placement client-side."""
+
+    def __init__(self, cluster: Cluster):
+        self.conn = cluster.connect()
+        self.latencies: list[float] = []
+        ids = self.conn.execute("select user_id from public.users order by user_id").fetchall()
+        self.users = [str(r[0]) for r in ids]
+        self.tickers = [r[0] for r in self.conn.execute(
+            "select ticker from public.issuer_trading order by ticker").fetchall()]
+        self.conn.commit()
+
+    def place(self, user_id: str, ticker: str, amount: str = "10") -> None:
+        claims = json.dumps({"role": "authenticated", "sub": user_id})
+        started = time.perf_counter()
+        self.conn.execute(
+            "select set_config('role', 'authenticated', true),"
+            " set_config('request.jwt.claims', %s, true)", (claims,))
+        self.conn.execute("select id from public.place_order(%s, 'buy', %s)", (ticker, amount))
+        self.conn.commit()
+        self.latencies.append(time.perf_counter() - started)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    key: str
+    label: str
+    size: str
+    unit: str
+    target: str = ""
+    check: Callable[[float], bool] | None = None
+    runs: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.runs) if self.runs else float("nan")
+
+    def verdict(self) -> str:
+        if self.check is None or not self.runs:
+            return ""
+        return "met" if self.check(self.median) else "MISSED"
+
+
+def fmt(x: float) -> str:
+    if x != x:
+        return "n/a"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.3f}" if abs(x) < 1 else f"{x:.2f}"
+
+
+def print_table(figures: list[Figure]) -> None:
+    head = ("scenario", "size", "runs", "median", "unit", "target", "verdict")
+    rows = [head] + [
+        (f.key + " " + f.label, f.size, " / ".join(fmt(r) for r in f.runs), fmt(f.median), f.unit,
+         f.target, f.verdict())
+        for f in figures
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for n, r in enumerate(rows):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
+    notes = [f for f in figures if f.note]
+    if notes:
+        print()
+        for f in notes:
+            print(f"{f.key}: {f.note}")
+
+
+# --- scenarios -----------------------------------------------------------------------------
+
+
+class Bench:
+    def __init__(self, cluster: Cluster, scale: dict[str, int], runs: int, verbose: bool):
+        self.c = cluster
+        self.s = scale
+        self.runs = runs
+        self.verbose = verbose
+        self.figures: dict[str, Figure] = {}
+
+    def log(self, msg: str) -> None:
+        if self.verbose:
+            print(f"  [{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    def fig(self, key: str, **kw) -> Figure:
+        if key not in self.figures:
+            self.figures[key] = Figure(key=key, **kw)
+        return self.figures[key]
+
+    def load_drain(self, orders: int, tickers: int, retained: int = 0) -> None:
+        s = self.s
+        load_market(self.c, tickers=tickers, users=s["users"])
+        if retained:
+            load_finished(self.c, rows=retained, tickers=tickers, users=s["users"])
+        plan_orders(self.c, orders=orders, tickers=tickers, users=s["users"])
+        vacuum(self.c)
+
+    def drain_once(self, orders: int, tickers: int, retained: int = 0,
+                   callers: int = 1) -> float:
+        self.load_drain(orders, tickers, retained)
+        done, secs = timed_drain(self.c, callers)
+        if done != orders:
+            raise AssertionError(f"drained {done} orders, expected {orders}")
+        self.log(f"{orders} orders, {tickers} tickers, {retained} retained, {callers} caller(s):"
+                 f" {secs:.2f} s, {done / secs:,.0f} orders/s, {audit_clean(self.c)}")
+        return done / secs
+
+    def scenario_1(self) -> None:
+        s = self.s
+        small = self.fig("1a", label="drain, 1 caller", unit="orders/s",
+                         size=f"{s['drain_small']:,} orders / {s['tickers']} tickers / "
+                              f"{s['users']:,} users")
+        big = self.fig("1b", label="drain, 1 caller", unit="orders/s", target=">= 5,000",
+                       check=lambda v: v >= 5000,
+                       size=f"{s['drain']:,} orders / {s['tickers']} tickers / "
+                            f"{s['users']:,} users")
+        ratio = self.fig("1c", label="per-order cost, large / small", unit="x",
+                         target="<= 1.25", check=lambda v: v <= 1.25,
+                         size=f"{s['drain']:,} vs {s['drain_small']:,}")
+        for _ in range(self.runs):
+            a = self.drain_once(s["drain_small"], s["tickers"])
+            b = self.drain_once(s["drain"], s["tickers"])
+            small.runs.append(a)
+            big.runs.append(b)
+            ratio.runs.append(a / b)
+        big.note = "audit clean after every drain"
+
+    def scenario_2(self) -> None:
+        s = self.s
+        f = self.fig("2a", label="drain with finished rows retained", unit="orders/s",
+                     size=f"{s['drain']:,} orders + {s['retained']:,} finished rows")
+        ratio = self.fig("2b", label="slowdown vs 1b", unit="x", target="<= 1.25",
+                         check=lambda v: v <= 1.25, size=f"{s['retained']:,} retained")
+        for _ in range(self.runs):
+            f.runs.append(self.drain_once(s["drain"], s["tickers"], retained=s["retained"]))
+        if "1b" in self.figures:
+            base = self.figures["1b"].median
+            ratio.runs = [base / v for v in f.runs]
+
+    def scenario_3(self) -> None:
+        s = self.s
+        f = self.fig("3", label="drain, one hot ticker", unit="orders/s", target=">= 3,000",
+                     check=lambda v: v >= 3000,
+                     size=f"{s['hot']:,} orders / 1 ticker / {s['users']:,} users")
+        for _ in range(self.runs):
+            f.runs.append(self.drain_once(s["hot"], 1))
+
+    def scenario_4(self) -> None:
+        s = self.s
+        f = self.fig("4a", label="drain, 2 callers at once", unit="orders/s",
+                     size=f"{s['drain']:,} orders / {s['tickers']} tickers")
+        ratio = self.fig("4b", label="speed-up vs 1 caller (1b)", unit="x", target=">= 1.5",
+                         check=lambda v: v >= 1.5, size="2 callers / 1")
+        for _ in range(self.runs):
+            f.runs.append(self.drain_once(s["drain"], s["tickers"], callers=2))
+        if "1b" in self.figures:
+            base = self.figures["1b"].median
+            ratio.runs = [v / base for v in f.runs]
+
+    def scenario_8(self) -> None:
+        s = self.s
+        f = self.fig("8a", label="place_order, 4 connections", unit="placements/s",
+                     size=f"{s['placements']:,} placements / {s['users']:,} users")
+        hooks = self.fig("8b", label="webhook requests per INSERT statement", unit="req/stmt",
+                         target="= 1", check=lambda v: v == 1,
+                         size=f"{s['placements']:,} single + 1 x 100-row INSERT")
+        for _ in range(self.runs):
+            load_market(self.c, tickers=s["tickers"], users=s["users"])
+            with admin(self.c) as conn:
+                conn.execute("select vault.create_secret('http://127.0.0.1:9/', 'project_url')")
+                conn.execute("select vault.create_secret('bench-key', 'process_queue_invoke_key')")
+            vacuum(self.c)
+            placers = [Placer(self.c) for _ in range(4)]
+            users = placers[0].users
+            tickers = placers[0].tickers
+            per = s["placements"] // 4
+            errors: list[BaseException] = []
+
+            def run(i: int) -> None:
+                p = placers[i]
+                try:
+                    for n in range(per):
+                        k = i * per + n
+                        # Each user gets at most 5 pending orders (the placement limit).
+                        p.place(users[k % len(users)], tickers[k % len(tickers)])
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
+            started = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            elapsed = time.perf_counter() - started
+            for p in placers:
+                p.close()
+            if errors:
+                raise errors[0]
+            placed = per * 4
+            f.runs.append(placed / elapsed)
+            # One multi-row INSERT statement (as the service role might backfill): one request.
+            with admin(self.c) as conn:
+                conn.execute(f"""
+                    insert into public.queue (user_id, ticker, order_type, amount_usdp)
+                    select {user_sql('1 + i % 10')}, {ticker_sql('1')}, 'buy', 1
+                    from generate_series(1, 100) as i
+                """)
+                requests = conn.execute("select count(*) from net.http_request_queue").fetchone()[0]
+            statements = placed + 1
+            hooks.runs.append(requests / statements)
+            hooks.note = (f"{requests:,} pg_net requests for {statements:,} INSERT statements "
+                          f"({placed + 100:,} rows)")
+            self.log(f"{placed} placements in {elapsed:.2f} s ({placed / elapsed:,.0f}/s),"
+                     f" max latency {max(max(p.latencies) for p in placers) * 1000:.1f} ms;"
+                     f" {requests} requests / {statements} statements")
+            drain_all(self.c)
+            self.log(audit_clean(self.c))
+
+    def scenario_5(self) -> None:
+        self.jobs_missing("5", "refresh_issuer_stats_cache")
+
+    def scenario_6(self) -> None:
+        self.jobs_missing("6", "snapshot_hourly_prices")
+
+    def scenario_7(self) -> None:
+        self.jobs_missing("7", "cleanup_old_queue_entries")
+
+    def jobs_missing(self, key: str, fn: str) -> bool:
+        with self.c.connect(autocommit=True) as conn:
+            found = conn.execute("select to_regproc(%s) is not null", (f"public.{fn}",)).fetchone()[0]
+        if not found:
+            self.fig(key, label=f"{fn}: not in this build", unit="", size="-")
+        return not found
+
+
+SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", choices=sorted(SCALES), default="full")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", default=",".join(SCENARIOS),
+                    help="comma-separated scenario numbers (default: all)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    args = ap.parse_args(argv)
+    wanted = [x.strip() for x in args.only.split(",") if x.strip()]
+    scale = SCALES[args.scale]
+
+    print(f"Pauv benchmark: scale {args.scale}, {args.runs} run(s) per scenario, median shown")
+    print(f"machine: {platform.node()}, {os.cpu_count()} CPUs, {platform.platform()}")
+    print("server: fsync=off, synchronous_commit=off, full_page_writes=off "
+          "(scripts/server-options.sh): CPU-bound figures")
+    started = time.perf_counter()
+    with throwaway_cluster(prefix="pauv-bench-") as cluster:
+        with cluster.connect(autocommit=True) as conn:
+            print(conn.execute("select version()").fetchone()[0].split(",")[0])
+        bench = Bench(cluster, scale, args.runs, not args.quiet)
+        for key in wanted:
+            if not args.quiet:
+                print(f"scenario {key} ...", flush=True)
+            getattr(bench, f"scenario_{key}")()
+        print()
+        print_table(list(bench.figures.values()))
+    print(f"\ntotal {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""A throwaway PostgreSQL prepared like a Supabase project, migrated by the real Supabase
+CLI: shared by the pytest fixtures (tests/conftest.py) and the benchmark (tests/bench.py),
+so the cluster is started one way only."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from pytest_postgresql.executors.proc import PostgreSQLExecutor
+
+ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = ROOT / "supabase" / "migrations"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def server_options() -> str:
+    out = subprocess.check_output([str(ROOT / "scripts" / "server-options.sh")], text=True)
+    return " " + out.strip()
+
+
+class Cluster:
+    """A running throwaway cluster: how to reach it as each role."""
+
+    def __init__(self, host: str, port: int, socket_dir: str):
+        self.host = host
+        self.port = port
+        self.socket_dir = socket_dir
+
+    def dsn(self, user: str = "postgres", dbname: str = "postgres") -> str:
+        return f"host={self.host} port={self.port} user={user} dbname={dbname} sslmode=disable"
+
+    def url(self, user: str = "postgres", dbname: str = "postgres") -> str:
+        return f"postgresql://{user}@{self.host}:{self.port}/{dbname}?sslmode=disable"
+
+    def connect(self, user: str = "postgres", dbname: str = "postgres", **kw) -> psycopg.Connection:
+        return psycopg.connect(self.dsn(user, dbname), **kw)
+
+    def push_migrations(self, dbname: str = "postgres") -> subprocess.CompletedProcess:
+        """`supabase db push` with the real CLI, as the non-superuser 'postgres'."""
+        return subprocess.run(
+            [str(ROOT / "node_modules" / ".bin" / "supabase"), "db", "push",
+             "--db-url", self.url("postgres", dbname), "--yes"],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )
+
+
+@contextlib.contextmanager
+def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "") -> Iterator[Cluster]:
+    """Start a cluster on a free port, prepare it (scripts/prepare-db.sh: platform
+    stand-ins, then `supabase db push`), switch every cron job off so none races the
+    caller, and remove it all on exit. Raises CalledProcessError when preparing fails."""
+    base = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(base, 0o755)
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres", "postgres")
+    port = free_port()
+    executor = PostgreSQLExecutor(
+        executable=str(ROOT / "tests" / "bin" / "pg_ctl"),
+        host="127.0.0.1",
+        port=port,
+        datadir=os.path.join(base, "data"),
+        unixsocketdir=base,
+        logfile=os.path.join(base, "server.log"),
+        startparams="-w",
+        dbname="postgres",
+        user="supabase_admin",
+        postgres_options=server_options() + (" " + extra_options if extra_options else ""),
+    )
+    executor.start()
+    try:
+        subprocess.run(
+            [str(ROOT / "scripts" / "prepare-db.sh"), "127.0.0.1", str(port)],
+            check=True, capture_output=True, text=True,
+        )
+        c = Cluster("127.0.0.1", port, base)
+        # The scheduler runs for real, but its jobs start inactive so they cannot race
+        # the caller (the sweeper would drain orders left pending). Whoever needs a job
+        # to fire switches it on.
+        with c.connect("supabase_admin", autocommit=True) as conn:
+            conn.execute("update cron.job set active = false")
+        yield c
+    finally:
+        executor.stop()
+        shutil.rmtree(base, ignore_errors=True)
