@@ -19,3 +19,10 @@ lint: deps
 
 test: deps lint
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# The queue processor by hand against the local database (`make up` first).
+process-queue:
+	@bash scripts/process-queue.sh all
+
+process-queue-continuous:
+	@bash scripts/process-queue.sh continuous
