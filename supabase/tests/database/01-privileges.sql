@@ -6,7 +6,8 @@ select plan(50);
 
 -- Functions: the allow-list. Every function in public and pauv must be listed here with
 -- exactly the roles that may execute it; PUBLIC never may. Entries for functions that
--- do not exist yet (later migrations) are checked once they exist.
+-- do not exist yet (later migrations) are checked once they exist. A signature is what
+-- to_regprocedure() reads, so its argument types must exist (builtins always do).
 create temporary table function_allow_list (
     signature text primary key,
     allowed_roles text[] not null
@@ -20,9 +21,10 @@ insert into function_allow_list (signature, allowed_roles) values
 ('public.deposit_usdp(uuid, numeric)', '{service_role}'),
 ('public.withdraw_usdp(uuid, numeric)', '{service_role}'),
 -- Order matching (2026112813xxxx): users place and cancel their own orders through
--- SECURITY INVOKER wrappers; the processor and the audit are for the service only.
-('public.place_order(text, text, numeric, text)', '{authenticated,service_role}'),
-('public.cancel_order(bigint)', '{authenticated,service_role}'),
+-- SECURITY INVOKER wrappers (the SECURITY DEFINER functions they call in pauv need
+-- entries too); the processor and the audit are for the service only.
+('public.place_order(text, text, numeric, text)', '{authenticated}'),
+('public.cancel_order(bigint)', '{authenticated}'),
 ('public.process_next_queue_order()', '{service_role}'),
 ('public.process_all_pending_orders(integer, numeric)', '{service_role}'),
 ('public.audit_market_invariants()', '{service_role}');
