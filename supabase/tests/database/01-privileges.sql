@@ -20,13 +20,21 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.move_usdp(uuid, numeric, integer)', '{service_role}'),
 ('public.deposit_usdp(uuid, numeric)', '{service_role}'),
 ('public.withdraw_usdp(uuid, numeric)', '{service_role}'),
--- Order matching (2026112813xxxx): users place and cancel their own orders through
--- SECURITY INVOKER wrappers (the SECURITY DEFINER functions they call in pauv need
--- entries too); the processor and the audit are for the service only.
+-- Order matching (2026112813xxxx, on main): users place and cancel their own orders
+-- through SECURITY INVOKER wrappers in public that call SECURITY DEFINER functions in
+-- pauv; the processor, the curve math and the audit are for the service only. The
+-- queue's BEFORE INSERT trigger takes a per-ticker lock as whoever inserts.
 ('public.place_order(text, text, numeric, text)', '{authenticated}'),
+('pauv.place_order(text, text, numeric, text)', '{authenticated}'),
 ('public.cancel_order(bigint)', '{authenticated}'),
-('public.process_next_queue_order()', '{service_role}'),
-('public.process_all_pending_orders(integer, numeric)', '{service_role}'),
+('pauv.cancel_order(bigint)', '{authenticated}'),
+('pauv.ticker_lock_id(text)', '{authenticated,service_role}'),
+('pauv.stamp_queue_order()', '{authenticated,service_role}'),
+('pauv.buy_quantity(numeric, numeric, numeric)', '{service_role}'),
+('pauv.sell_payout(numeric, numeric, numeric)', '{service_role}'),
+('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
+('public.process_next_queue_order(timestamptz)', '{service_role}'),
+('public.process_all_pending_orders(integer, numeric, timestamptz)', '{service_role}'),
 ('public.audit_market_invariants()', '{service_role}');
 
 select is_empty(
@@ -275,6 +283,5 @@ select ok(
     'authenticated cannot write transactions'
 );
 
--- finish() returns the TAP summary lines: a set of text, hence the noqa.
-select * from finish(); -- noqa: AM04
+select finish();
 rollback;
