@@ -35,7 +35,9 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
 ('public.process_next_queue_order(timestamptz)', '{service_role}'),
 ('public.process_all_pending_orders(integer, numeric, timestamptz)', '{service_role}'),
-('public.audit_market_invariants()', '{service_role}');
+('public.audit_market_invariants()', '{service_role}'),
+-- Webhook (2026112815xxxx, branch webhook): a trigger function, called by no role.
+('pauv.notify_process_queue()', '{}');
 
 select is_empty(
     $$select p.pronamespace::regnamespace || '.' || p.proname
