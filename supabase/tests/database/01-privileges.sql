@@ -28,11 +28,16 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.place_order(text, text, numeric, text)', '{authenticated}'),
 ('public.cancel_order(bigint)', '{authenticated}'),
 ('pauv.cancel_order(bigint)', '{authenticated}'),
-('pauv.ticker_lock_id(text)', '{authenticated,service_role}'),
-('pauv.stamp_queue_order()', '{authenticated,service_role}'),
+('pauv.ticker_lock_id(text)', '{service_role}'),
+('pauv.stamp_queue_order()', '{service_role}'),
 ('pauv.buy_quantity(numeric, numeric, numeric)', '{service_role}'),
 ('pauv.sell_payout(numeric, numeric, numeric)', '{service_role}'),
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
+(
+    'pauv.write_order_batch(text, timestamptz, bigint[], text[], uuid[], text[], text[], '
+    || 'numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[])',
+    '{service_role}'
+),
 ('public.process_next_queue_order(timestamptz)', '{service_role}'),
 ('public.process_all_pending_orders(integer, numeric, timestamptz)', '{service_role}'),
 ('public.audit_market_invariants()', '{service_role}'),
@@ -133,7 +138,10 @@ select schema_privs_are(
 );
 select schema_privs_are('public', 'service_role', array['USAGE'], 'service_role: usage on public');
 select schema_privs_are('pauv', 'anon', '{}'::text[], 'anon: nothing on pauv');
-select schema_privs_are('pauv', 'authenticated', '{}'::text[], 'authenticated: nothing on pauv');
+select schema_privs_are(
+    'pauv', 'authenticated', array['USAGE'],
+    'authenticated: usage on pauv, to reach place_order and cancel_order'
+);
 select schema_privs_are('pauv', 'service_role', array['USAGE'], 'service_role: usage on pauv');
 select ok(
     not has_schema_privilege('public', 'pauv', 'usage, create'), 'PUBLIC: nothing on pauv'
