@@ -120,6 +120,10 @@ returns table (
 )
 language plpgsql
 set search_path = ''
+-- Every statement here is a point lookup or a keyed write. Statistics taken while a
+-- table was nearly empty (a new market) would otherwise let the cached generic plan
+-- scan portfolio sequentially once per order, and a drain would slow as it grows.
+set enable_seqscan = off
 as $$
 declare
     v_base numeric;
