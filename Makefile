@@ -15,7 +15,7 @@ status:
 	@bash scripts/db.sh status
 
 lint: deps
-	.venv/bin/sqlfluff lint supabase/
+	.venv/bin/sqlfluff lint supabase/ demo/
 
 test: deps lint
 	.venv/bin/pytest $(PYTEST_ARGS)
@@ -26,3 +26,7 @@ process-queue:
 
 process-queue-continuous:
 	@bash scripts/process-queue.sh continuous
+
+# The README's "run it" command: `make up`, then a market session and a report.
+demo: deps
+	@bash scripts/demo.sh
