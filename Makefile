@@ -15,7 +15,18 @@ status:
 	@bash scripts/db.sh status
 
 lint: deps
-	.venv/bin/sqlfluff lint supabase/
+	.venv/bin/sqlfluff lint supabase/ demo/
 
 test: deps lint
 	.venv/bin/pytest $(PYTEST_ARGS)
+
+# The queue processor by hand against the local database (`make up` first).
+process-queue:
+	@bash scripts/process-queue.sh all
+
+process-queue-continuous:
+	@bash scripts/process-queue.sh continuous
+
+# The README's "run it" command: `make up`, then a market session and a report.
+demo: deps
+	@bash scripts/demo.sh

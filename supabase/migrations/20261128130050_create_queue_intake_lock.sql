@@ -40,5 +40,7 @@ create trigger queue_stamp_order
 before insert on public.queue
 for each row execute function pauv.stamp_queue_order();
 
-grant execute on function pauv.ticker_lock_id(text) to authenticated, service_role;
-grant execute on function pauv.stamp_queue_order() to authenticated, service_role;
+-- Direct inserts run the trigger as the inserting role; orders placed by users are
+-- inserted by the SECURITY DEFINER pauv.place_order, as its owner.
+grant execute on function pauv.ticker_lock_id(text) to service_role;
+grant execute on function pauv.stamp_queue_order() to service_role;

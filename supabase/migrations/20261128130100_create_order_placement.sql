@@ -12,6 +12,9 @@ returns public.queue
 language plpgsql
 security definer
 set search_path = ''
+-- Point lookups only: keep them on their indexes even when statistics say a table is
+-- empty (see pauv.process_ticker_orders).
+set enable_seqscan = off
 as $$
 declare
     v_user_id uuid := auth.uid();

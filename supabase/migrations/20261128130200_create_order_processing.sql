@@ -17,7 +17,6 @@ create function pauv.write_order_batch(
     p_usdps numeric[],
     p_start_prices numeric[],
     p_supplies numeric[],
-    p_tx_ids bigint[],
     p_balance_deltas numeric[],
     p_new_holdings numeric[],
     p_new_bases numeric[]
@@ -34,6 +33,9 @@ returns table (
 language plpgsql
 set search_path = ''
 as $$
+declare
+    v_traded_orders bigint[];
+    v_trade_ids bigint[];
 begin
     update public.users as u
     set usdp_balance = u.usdp_balance + b.delta
@@ -47,26 +49,33 @@ begin
     on conflict (user_id, ticker) do update
     set pv_amount = excluded.pv_amount, avg_cost_basis = excluded.avg_cost_basis;
 
-    insert into public.transactions (
-        id, user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
-        start_price, end_price, date, queue_id
-    )
-    overriding system value
-    select
-        x.tx_id, x.user_id, x.usdp, p_ticker, x.order_type, round(x.usdp / x.pv, 12), x.pv,
-        x.start_price, t.base_price + t.price_step * x.supply, p_now, x.id
-    from unnest(p_tx_ids, p_users, p_usdps, p_types, p_pvs, p_start_prices, p_supplies, p_ids)
-        as x (tx_id, user_id, usdp, order_type, pv, start_price, supply, id)
-    cross join public.issuer_trading as t
-    where t.ticker = p_ticker and x.tx_id is not null
-    order by x.tx_id;
+    -- Trades in execution order (their ids then follow FIFO), each with its price tick.
+    with trade as (
+        insert into public.transactions (
+            user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
+            start_price, end_price, date, queue_id
+        )
+        select
+            x.user_id, x.usdp, p_ticker, x.order_type, round(x.usdp / x.pv, 12), x.pv,
+            x.start_price, t.base_price + t.price_step * x.supply, p_now, x.id
+        from unnest(p_users, p_usdps, p_types, p_pvs, p_start_prices, p_supplies, p_ids)
+            with ordinality as x (user_id, usdp, order_type, pv, start_price, supply, id, slot)
+        cross join public.issuer_trading as t
+        where t.ticker = p_ticker and x.pv is not null
+        order by x.slot
+        returning id, queue_id, end_price, pv_traded
+    ),
 
-    insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
-    select p_ticker, t.base_price + t.price_step * x.supply, x.supply, p_now, x.tx_id
-    from unnest(p_tx_ids, p_supplies) as x (tx_id, supply)
-    cross join public.issuer_trading as t
-    where t.ticker = p_ticker and x.tx_id is not null
-    order by x.tx_id;
+    tick as (
+        insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
+        select p_ticker, trade.end_price, x.supply, p_now, trade.id
+        from trade
+        inner join unnest(p_ids, p_supplies) as x (id, supply) on x.id = trade.queue_id
+        order by trade.id
+    )
+
+    select array_agg(trade.queue_id), array_agg(trade.id) into v_traded_orders, v_trade_ids
+    from trade;
 
     update public.queue as q
     set status = s.status, error_message = s.error, processed_at = p_now
@@ -74,15 +83,17 @@ begin
     where q.id = s.id;
 
     return query
-    select o.id, o.order_type, o.status, o.pv, o.usdp, o.tx_id, o.error
-    from unnest(p_ids, p_types, p_statuses, p_pvs, p_usdps, p_tx_ids, p_errors)
-        as o (id, order_type, status, pv, usdp, tx_id, error);
+    select o.id, o.order_type, o.status, o.pv, o.usdp, tr.trade_id, o.error
+    from unnest(p_ids, p_types, p_statuses, p_pvs, p_usdps, p_errors)
+        with ordinality as o (id, order_type, status, pv, usdp, error, slot)
+    left join unnest(v_traded_orders, v_trade_ids) as tr (order_id, trade_id) on tr.order_id = o.id
+    order by o.slot;
 end;
 $$;
 
 comment on function pauv.write_order_batch(
     text, timestamptz, bigint[], text[], uuid[], text[], text[], numeric[], numeric[], numeric[],
-    numeric[], bigint[], numeric[], numeric[], numeric[]
+    numeric[], numeric[], numeric[], numeric[]
 ) is
 'Writes a batch of orders executed by pauv.process_ticker_orders, set-based.';
 
@@ -109,6 +120,10 @@ returns table (
 )
 language plpgsql
 set search_path = ''
+-- Every statement here is a point lookup or a keyed write. Statistics taken while a
+-- table was nearly empty (a new market) would otherwise let the cached generic plan
+-- scan portfolio sequentially once per order, and a drain would slow as it grows.
+set enable_seqscan = off
 as $$
 declare
     v_base numeric;
@@ -135,7 +150,6 @@ declare
     v_usdps numeric[] := '{}';
     v_start_prices numeric[] := '{}';
     v_supplies numeric[] := '{}';
-    v_tx_ids bigint[] := '{}';
     v_balance_deltas numeric[] := '{}';
     v_new_holdings numeric[] := '{}';
     v_new_bases numeric[] := '{}';
@@ -160,12 +174,12 @@ begin
         if v_order.user_id = any(v_users) or v_n >= 500 then
             return query select * from pauv.write_order_batch(
                 p_ticker, p_now, v_ids, v_types, v_users, v_statuses, v_errors, v_pvs, v_usdps,
-                v_start_prices, v_supplies, v_tx_ids, v_balance_deltas, v_new_holdings, v_new_bases
+                v_start_prices, v_supplies, v_balance_deltas, v_new_holdings, v_new_bases
             );
             v_n := 0;
             v_ids := '{}'; v_types := '{}'; v_users := '{}'; v_statuses := '{}';
             v_errors := '{}'; v_pvs := '{}'; v_usdps := '{}'; v_start_prices := '{}';
-            v_supplies := '{}'; v_tx_ids := '{}'; v_balance_deltas := '{}';
+            v_supplies := '{}'; v_balance_deltas := '{}';
             v_new_holdings := '{}'; v_new_bases := '{}';
         end if;
 
@@ -231,7 +245,6 @@ begin
         v_usdps[v_n] := v_usdp;
         v_start_prices[v_n] := case when v_error is null then v_price end;
         v_supplies[v_n] := case when v_error is null then v_supply end;
-        v_tx_ids[v_n] := case when v_error is null then nextval('public.transactions_id_seq') end;
         v_balance_deltas[v_n] := case
             when v_error is not null then null
             when v_order.order_type = 'buy' then -v_usdp
@@ -253,7 +266,7 @@ begin
     if v_n > 0 then
         return query select * from pauv.write_order_batch(
             p_ticker, p_now, v_ids, v_types, v_users, v_statuses, v_errors, v_pvs, v_usdps,
-            v_start_prices, v_supplies, v_tx_ids, v_balance_deltas, v_new_holdings, v_new_bases
+            v_start_prices, v_supplies, v_balance_deltas, v_new_holdings, v_new_bases
         );
     end if;
 
@@ -407,7 +420,7 @@ grant execute on function pauv.process_ticker_orders(text, integer, timestamptz,
 to service_role;
 grant execute on function pauv.write_order_batch(
     text, timestamptz, bigint[], text[], uuid[], text[], text[], numeric[], numeric[], numeric[],
-    numeric[], bigint[], numeric[], numeric[], numeric[]
+    numeric[], numeric[], numeric[], numeric[]
 ) to service_role;
 grant execute on function public.process_all_pending_orders(integer, numeric, timestamptz)
 to service_role;

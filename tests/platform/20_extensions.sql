@@ -5,7 +5,8 @@ create schema extensions;
 grant usage on schema extensions to postgres, anon, authenticated, service_role;
 grant all on schema extensions to postgres;
 
-create extension pg_cron;
+-- In pg_catalog, as Supabase installs it: an extension in public is a linter finding (0014).
+create extension pg_cron with schema pg_catalog;
 grant usage on schema cron to postgres with grant option;
 grant all on all tables in schema cron to postgres with grant option;
 grant all on all sequences in schema cron to postgres with grant option;
