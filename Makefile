@@ -20,6 +20,12 @@ lint: deps
 test: deps lint
 	.venv/bin/pytest $(PYTEST_ARGS)
 
+# The performance figures (docs/benchmark.md): its own throwaway cluster, ~15 minutes at
+# full scale. BENCH_ARGS="--scale small --runs 1" for a quick look.
+BENCH_ARGS ?= --scale full --runs 3
+bench: deps
+	.venv/bin/python tests/bench.py $(BENCH_ARGS)
+
 # The queue processor by hand against the local database (`make up` first).
 process-queue:
 	@bash scripts/process-queue.sh all
