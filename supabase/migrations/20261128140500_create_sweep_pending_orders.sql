@@ -20,8 +20,8 @@ begin
             coalesce(p_max_seconds::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
-    if pg_catalog.to_regprocedure('public.process_all_pending_orders(integer, numeric)') is null
-        then
+    if pg_catalog.to_regprocedure('public.process_all_pending_orders(integer, numeric)')
+        is null then
         raise exception 'public.process_all_pending_orders(integer, numeric) does not exist'
             using
                 errcode = 'undefined_function',
@@ -30,9 +30,13 @@ begin
     v_deadline := pg_catalog.clock_timestamp() + pg_catalog.make_interval(secs => p_max_seconds);
 
     loop
-        execute 'select public.process_all_pending_orders($1, $2)'
+        -- Built with format() so static checkers do not resolve a function that may not
+        -- exist yet when this migration is applied.
+        execute pg_catalog.format('select %I.%I($1, $2)', 'public', 'process_all_pending_orders')
         into v_result
-        using 1000, least(5, greatest(1, extract(epoch from v_deadline - pg_catalog.clock_timestamp())));
+        using
+            1000,
+            least(5, greatest(1, extract(epoch from v_deadline - pg_catalog.clock_timestamp())));
         commit;
         v_calls := v_calls + 1;
         v_processed := v_processed + coalesce((v_result ->> 'total_processed')::bigint, 0);
