@@ -162,3 +162,20 @@ def test_refresh_and_trading_never_wait_on_each_other(market: Cluster) -> None:
         ).fetchone()[0] == 3
         refresher.commit()
         trader.rollback()
+
+
+def test_readers_see_the_old_cache_or_the_new_one_never_a_mix(market: Cluster) -> None:
+    with market.connect(autocommit=True) as setup:
+        build_market(setup)
+        setup.execute("select public.refresh_issuer_stats_cache(%s)", (NOW,))
+    later = NOW + timedelta(minutes=5)
+    with market.connect() as refresher, market.connect(autocommit=True) as reader:
+        refresher.execute("select public.refresh_issuer_stats_cache(%s)", (later,))
+        # Refreshed but not committed: a reader sees every row as of the previous refresh.
+        assert reader.execute(
+            "select array_agg(distinct cached_at), count(*) from public.issuer_stats_cache"
+        ).fetchone() == ([NOW], 3)
+        refresher.commit()
+        assert reader.execute(
+            "select array_agg(distinct cached_at), count(*) from public.issuer_stats_cache"
+        ).fetchone() == ([later], 3)

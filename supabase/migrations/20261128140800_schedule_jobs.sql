@@ -66,6 +66,7 @@ begin
         'and time, runs and failures in the last 24 hours.'
     $comment$;
     execute 'revoke all on pauv.cron_job_health from public, anon, authenticated';
+    execute 'grant select on pauv.cron_job_health to service_role';
 
     for v_job in
         select j.*
