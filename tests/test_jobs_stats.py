@@ -179,3 +179,13 @@ def test_readers_see_the_old_cache_or_the_new_one_never_a_mix(market: Cluster) -
         assert reader.execute(
             "select array_agg(distinct cached_at), count(*) from public.issuer_stats_cache"
         ).fetchone() == ([later], 3)
+
+
+def test_an_extreme_move_does_not_break_the_refresh(db: psycopg.Connection) -> None:
+    user = new_user(db)
+    new_issuer(db, "TINY", base_price="0.000001", price_step="0.01")
+    trade(db, "TINY", user, "buy", 100000, NOW - timedelta(minutes=5))  # price -> 1000.000001
+    db.execute("select public.refresh_issuer_stats_cache(%s)", (NOW,))
+    assert db.execute(
+        "select price_1h_change from public.issuer_stats_cache where ticker = 'TINY'"
+    ).fetchone()[0] == Decimal("100000000000.00")

@@ -7,9 +7,9 @@ create table public.issuer_stats_cache (
     -- the next refresh.
     ticker text primary key,
     current_price numeric not null,
-    price_1h_change numeric(12, 2) not null,
-    price_24h_change numeric(12, 2) not null,
-    price_7d_change numeric(12, 2) not null,
+    price_1h_change numeric not null,
+    price_24h_change numeric not null,
+    price_7d_change numeric not null,
     volume_24h numeric not null,
     holders integer not null,
     market_cap numeric not null,
