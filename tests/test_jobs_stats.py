@@ -189,3 +189,19 @@ def test_an_extreme_move_does_not_break_the_refresh(db: psycopg.Connection) -> N
     assert db.execute(
         "select price_1h_change from public.issuer_stats_cache where ticker = 'TINY'"
     ).fetchone()[0] == Decimal("100000000000.00")
+
+
+def test_two_refreshes_take_turns(market: Cluster) -> None:
+    with market.connect(autocommit=True) as setup:
+        build_market(setup)
+    with market.connect() as first, market.connect() as second:
+        first.execute("select public.refresh_issuer_stats_cache(%s)", (NOW,))
+        second.execute("set lock_timeout = '200ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):
+            second.execute("select public.refresh_issuer_stats_cache(%s)", (NOW,))
+        second.rollback()
+        first.commit()
+        assert second.execute(
+            "select public.refresh_issuer_stats_cache(%s)", (NOW,)
+        ).fetchone()[0] == 3
+        second.commit()

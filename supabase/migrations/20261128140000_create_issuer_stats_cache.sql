@@ -74,8 +74,9 @@ declare
     v_refreshed integer;
 begin
     -- Two refreshes at once would upsert the same rows in any order: serialise them.
+    -- The two-key form: its key space never meets single-key locks taken elsewhere.
     perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtext('public.refresh_issuer_stats_cache')
+        pg_catalog.hashtext('pauv.jobs'), pg_catalog.hashtext('refresh_issuer_stats_cache')
     );
 
     -- One statement, so readers see the old cache or the new one, never a mix. Plain reads

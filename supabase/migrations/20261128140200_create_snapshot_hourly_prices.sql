@@ -22,8 +22,9 @@ begin
     v_floor := date_trunc('hour', p_now - p_max_backfill, 'UTC');
 
     -- Two snapshots at once would write the same rows: serialise them.
+    -- The two-key form: its key space never meets single-key locks taken elsewhere.
     perform pg_catalog.pg_advisory_xact_lock(
-        pg_catalog.hashtext('public.snapshot_hourly_prices')
+        pg_catalog.hashtext('pauv.jobs'), pg_catalog.hashtext('snapshot_hourly_prices')
     );
 
     with traded as (
