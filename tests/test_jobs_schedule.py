@@ -73,6 +73,21 @@ def test_re_running_the_schedule_migration_duplicates_nothing(cluster: Cluster) 
     assert cron_jobs(cluster) == before
 
 
+def test_one_call_schedules_every_job_once_pg_cron_is_there(cluster: Cluster) -> None:
+    """After enabling pg_cron on a project pushed without it, one call schedules everything.
+    Done in one transaction that also switches the new jobs off, so they never fire here."""
+    with cluster.connect() as conn:
+        for name, _, _ in EXPECTED_JOBS:
+            conn.execute("select cron.unschedule(%s)", (name,))
+        assert conn.execute("select count(*) from cron.job").fetchone()[0] == 0
+        assert conn.execute(
+            "select jobname, action from pauv.schedule_jobs() order by jobname"
+        ).fetchall() == [(name, "scheduled") for name, _, _ in EXPECTED_JOBS]
+        conn.execute("update cron.job set active = false")
+        conn.commit()
+    assert [(j[1], j[2], j[3]) for j in cron_jobs(cluster)] == EXPECTED_JOBS
+
+
 @pytest.mark.parametrize("jobname", [j[0] for j in EXPECTED_JOBS])
 def test_each_job_command_runs_by_hand(market: Cluster, jobname: str) -> None:
     with market.connect(autocommit=True) as conn:
