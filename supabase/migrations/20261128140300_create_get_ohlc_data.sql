@@ -27,7 +27,7 @@ declare
     v_seconds numeric;
     v_from timestamptz;
     v_to timestamptz;
-    v_hours_from timestamptz;
+    v_first_tick_hour timestamptz;
     v_first_unstored timestamptz;
 begin
     begin
@@ -85,26 +85,25 @@ begin
     end if;
 
     -- Whole hours: stored candles up to the first hour of the range that is not stored
-    -- (normally the current hour), ticks from there on.
-    v_hours_from := v_from;
+    -- (normally the current hour), ticks from there on. No hour before the first trade.
+    select date_trunc('hour', min(ph.timestamp), 'UTC') into v_first_tick_hour
+    from public.price_history as ph
+    where ph.ticker = p_ticker;
+    if v_first_tick_hour is null then
+        return;
+    end if;
     select min(h.hour) into v_first_unstored
     from pg_catalog.generate_series(
-        v_hours_from, v_to - interval '1 microsecond', interval '1 hour'
+        greatest(v_from, v_first_tick_hour), v_to - interval '1 microsecond', interval '1 hour'
     ) as h (hour)
-    where
-        h.hour >= (
-            select date_trunc('hour', min(ph.timestamp), 'UTC')
-            from public.price_history as ph
-            where ph.ticker = p_ticker
-        )
-        and not exists (
-            select
-            from public.price_candles_hourly as s
-            where
-                s.ticker = p_ticker
-                and s.bucket_start = h.hour
-                and s.bucket_start + interval '1 hour' <= v_to
-        );
+    where not exists (
+        select
+        from public.price_candles_hourly as s
+        where
+            s.ticker = p_ticker
+            and s.bucket_start = h.hour
+            and s.bucket_start + interval '1 hour' <= v_to
+    );
 
     return query
     with hours as (
@@ -119,7 +118,7 @@ begin
         from public.price_candles_hourly as s
         where
             s.ticker = p_ticker
-            and s.bucket_start >= v_hours_from
+            and s.bucket_start >= v_from
             and s.bucket_start < coalesce(v_first_unstored, v_to)
         union all
         select
@@ -131,8 +130,8 @@ begin
             c.volume_usdp,
             c.volume_pv
         from pauv.compute_candles(
-            p_ticker, interval '1 hour', coalesce(v_first_unstored, v_hours_from),
-            case when v_first_unstored is null then v_hours_from else v_to end
+            p_ticker, interval '1 hour', coalesce(v_first_unstored, v_from),
+            case when v_first_unstored is null then v_from else v_to end
         ) as c
     )
 
