@@ -20,9 +20,14 @@ begin
             coalesce(p_max_seconds::text, 'null')
             using errcode = 'invalid_parameter_value';
     end if;
-    if pg_catalog.to_regprocedure('public.process_all_pending_orders(integer, numeric)')
-        is null then
-        raise exception 'public.process_all_pending_orders(integer, numeric) does not exist'
+    if not exists (
+        select
+        from pg_catalog.pg_proc as p
+        where
+            p.pronamespace = 'public'::regnamespace
+            and p.proname = 'process_all_pending_orders'
+    ) then
+        raise exception 'public.process_all_pending_orders() does not exist'
             using
                 errcode = 'undefined_function',
                 hint = 'Push the order-matching migrations (supabase db push).';
@@ -31,8 +36,12 @@ begin
 
     loop
         -- Built with format() so static checkers do not resolve a function that may not
-        -- exist yet when this migration is applied.
-        execute pg_catalog.format('select %I.%I($1, $2)', 'public', 'process_all_pending_orders')
+        -- exist yet when this migration is applied; named arguments, so any signature with
+        -- these two parameters (and defaults for the rest) is called the same way.
+        execute pg_catalog.format(
+            'select %I.%I(p_max_orders => $1, p_max_seconds => $2)',
+            'public', 'process_all_pending_orders'
+        )
         into v_result
         using
             1000,
@@ -51,8 +60,8 @@ $$;
 
 comment on procedure pauv.sweep_pending_orders is
 'Job process-pending-orders-sweeper (every minute): calls '
-'public.process_all_pending_orders(1000, <= 5 s) and commits, again while it reports '
-'has_more, for at most p_max_seconds (50, so runs do not pile up). Run it outside a '
+'public.process_all_pending_orders(p_max_orders => 1000, p_max_seconds => at most 5) and '
+'commits, again while it reports has_more, for at most p_max_seconds (50, so runs do not pile up). Run it outside a '
 'transaction block: call pauv.sweep_pending_orders();';
 
 grant execute on procedure pauv.sweep_pending_orders to service_role;
