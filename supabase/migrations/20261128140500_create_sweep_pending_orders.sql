@@ -61,7 +61,7 @@ $$;
 comment on procedure pauv.sweep_pending_orders is
 'Job process-pending-orders-sweeper (every minute): calls '
 'public.process_all_pending_orders(p_max_orders => 1000, p_max_seconds => at most 5) and '
-'commits, again while it reports has_more, for at most p_max_seconds (50, so runs do not pile up). Run it outside a '
-'transaction block: call pauv.sweep_pending_orders();';
+'commits, again while it reports has_more, for at most p_max_seconds (50, so runs do not '
+'pile up). Run it outside a transaction block: call pauv.sweep_pending_orders();';
 
 grant execute on procedure pauv.sweep_pending_orders to service_role;
