@@ -32,8 +32,4 @@ def test_doc_query_runs(db: psycopg.Connection, snippet: str) -> None:
 @pytest.mark.parametrize("snippet", CALLS, ids=lambda s: " ".join(s.split())[:70])
 def test_doc_call_runs(market: Cluster, snippet: str) -> None:
     with market.connect(autocommit=True) as conn:
-        if "sweep_pending_orders" in snippet and conn.execute(
-            "select to_regproc('public.process_all_pending_orders')::oid"
-        ).fetchone()[0] is None:
-            pytest.xfail("process_all_pending_orders() is written on branch main")
         conn.execute(snippet)

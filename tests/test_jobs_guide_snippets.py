@@ -89,9 +89,5 @@ def test_manually_refresh_stats(db: psycopg.Connection) -> None:
 
 
 def test_manually_process_pending_orders(db: psycopg.Connection) -> None:
-    if db.execute(
-        "select to_regproc('public.process_all_pending_orders')::oid"
-    ).fetchone()[0] is None:
-        pytest.xfail("process_all_pending_orders() is written on branch main (order matching)")
     result = db.execute(MANUALLY_RUN_PROCESS).fetchone()[0]
     assert result["total_processed"] == 0
