@@ -28,7 +28,7 @@ begin
         perform set_config('role', 'authenticated', true);
         begin
             if coalesce(v_held, 0) >= 1 and random() < 0.3 then
-                perform public.place_order(v_ticker, 'sell', round(v_held * (0.2 + random() * 0.8), 8));
+                perform public.place_order(v_ticker, 'sell', round(v_held * (0.2 + random() * 0.8)::numeric, 8));
             else
                 perform public.place_order(v_ticker, 'buy', round((5 + random() * 195)::numeric, 2));
             end if;

@@ -21,7 +21,7 @@ start=$(sql -A -t -c "select date_trunc('hour', now()) - interval '$HOURS hours'
 for ((h = 0; h < HOURS; h++)); do
     echo "hour $((h + 1)) of $HOURS"
     for r in 0 1 2 3; do
-        sql -f demo/02_place_orders.sql 2>&1 | sed 's/^NOTICE:  //'
+        sql -f demo/02_place_orders.sql 2>&1 | sed "s/^psql:[^ ]* NOTICE:  //"
         # Drain as production does: bounded calls, one transaction each, until done;
         # the trades are stamped with the simulated time.
         at="'$start'::timestamptz + interval '$h hours' + interval '$((r * 15 + 7)) minutes'"

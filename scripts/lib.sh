@@ -19,10 +19,11 @@ pg_major() {
 
 pg_bindir() { echo "/usr/lib/postgresql/$(pg_major)/bin"; }
 
-# Run a PostgreSQL server binary as an unprivileged user when we are root.
+# Run a PostgreSQL server binary as an unprivileged user when we are root, from / so a
+# checkout in a folder only root may enter is not in the way (all paths are absolute).
 as_pg_user() {
     if [ "$(id -u)" -eq 0 ]; then
-        runuser -u postgres -- "$@"
+        (cd / && runuser -u postgres -- "$@")
     else
         "$@"
     fi

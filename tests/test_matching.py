@@ -443,3 +443,11 @@ def test_the_guides_step_6_snippet_works_as_written(db) -> None:
     rows = db.execute("SELECT * FROM public.queue ORDER BY date DESC LIMIT 5;").fetchall()
     assert [r[6] for r in rows] == ["completed"]
     assert audit(db) == []
+
+
+def test_a_signed_in_user_without_an_account_row_is_refused(db) -> None:
+    new_issuer(db, "ACC")
+    ghost = uuid.uuid4()  # a valid JWT subject with no auth.users / users row
+    with signed_in(db, ghost), pytest.raises(psycopg.errors.NoDataFound,
+                                              match=f"unknown user {ghost}"):
+        db.execute("select public.place_order('ACC', 'buy', 10)")

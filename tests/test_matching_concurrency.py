@@ -272,3 +272,46 @@ def test_an_order_being_inserted_holds_back_its_ticker_so_fifo_cannot_break(
         assert executed == [(Decimal("10"),), (Decimal("5"),)]
         assert audit(worker) == []
     inserting.close()
+
+
+def test_a_worker_killed_inside_the_drain_leaves_no_trace(market: Cluster) -> None:
+    """Killed while process_all_pending_orders is still running: the worker is held up
+    inside the call (an operator holds one issuer's row), then terminated."""
+    users = setup_market(market, ["KA", "KB"], users=4, balance=1000)
+    queue_buys(market, [(u, t, 20) for u in users for t in ("KA", "KB")])
+    blocker = market.connect()
+    blocker.execute("select 1 from public.issuer_trading where ticker = 'KB' for update")
+    victim = market.connect(autocommit=True)
+    pid = victim.info.backend_pid
+    outcome: dict = {}
+
+    def drain_until_killed():
+        try:
+            victim.execute("select public.process_all_pending_orders()")
+            outcome["result"] = "finished"
+        except psycopg.Error as e:
+            outcome["result"] = type(e).__name__
+
+    worker = threading.Thread(target=drain_until_killed)
+    worker.start()
+    with market.connect(autocommit=True) as observer:
+        for _ in range(250):
+            waiting = observer.execute(
+                "select wait_event_type from pg_stat_activity where pid = %s", (pid,)
+            ).fetchone()
+            if waiting and waiting[0] == "Lock":
+                break
+            time.sleep(0.02)
+        assert waiting == ("Lock",), "the worker should be waiting inside the drain"
+        assert observer.execute("select pg_terminate_backend(%s)", (pid,)).fetchone()[0]
+        worker.join(10)
+        assert outcome["result"] != "finished"
+        blocker.rollback()
+        assert dict(observer.execute(
+            "select status, count(*) from public.queue group by status")) == {"pending": 8}
+        assert observer.execute("select count(*) from public.transactions").fetchone()[0] == 0
+        assert observer.execute("select sum(usdp_balance) from public.users").fetchone()[0] == 4000
+        assert drain(observer)["successful"] == 8
+        assert audit(observer) == []
+    blocker.close()
+    victim.close()

@@ -2,6 +2,20 @@
 -- number of callers at once. A caller owns a ticker through its advisory lock, taken
 -- without waiting, so callers spread over tickers; an order's effects commit together.
 
+-- What processing one order came to; one row per order finished.
+create type pauv.order_outcome as (
+    order_id bigint,
+    order_type text,
+    status text,
+    pv_amount numeric,
+    usdp_amount numeric,
+    transaction_id bigint,
+    error text
+);
+
+comment on type pauv.order_outcome is
+'One finished order: completed (tokens, USDP and the trade) or failed (the error).';
+
 -- Writes one batch of executed orders set-based: balances, holdings, trades, price
 -- ticks and queue statuses. Slot i of every array describes the batch's i-th order; a
 -- user appears at most once per batch.
@@ -21,15 +35,7 @@ create function pauv.write_order_batch(
     p_new_holdings numeric[],
     p_new_bases numeric[]
 )
-returns table (
-    order_id bigint,
-    order_type text,
-    status text,
-    pv_amount numeric,
-    usdp_amount numeric,
-    transaction_id bigint,
-    error text
-)
+returns setof pauv.order_outcome
 language plpgsql
 set search_path = ''
 as $$
@@ -109,15 +115,7 @@ create function pauv.process_ticker_orders(
     p_deadline timestamptz,
     p_now timestamptz
 )
-returns table (
-    order_id bigint,
-    order_type text,
-    status text,
-    pv_amount numeric,
-    usdp_amount numeric,
-    transaction_id bigint,
-    error text
-)
+returns setof pauv.order_outcome
 language plpgsql
 set search_path = ''
 -- Every statement here is a point lookup or a keyed write. Statistics taken while a

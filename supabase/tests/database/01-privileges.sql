@@ -41,7 +41,26 @@ insert into function_allow_list (signature, allowed_roles) values
 ('public.process_next_queue_order(timestamptz)', '{service_role}'),
 ('public.process_all_pending_orders(integer, numeric, timestamptz)', '{service_role}'),
 ('public.audit_market_invariants()', '{service_role}'),
--- Webhook (2026112815xxxx, branch webhook): a trigger function, called by no role.
+-- Scheduled jobs (2026112814xxxx): the jobs' functions are for the service (pg_cron runs
+-- them as postgres, the owner); charts are market data for everyone, their volumes
+-- summed by a SECURITY DEFINER function in pauv because transactions rows are private.
+('public.refresh_issuer_stats_cache(timestamptz)', '{service_role}'),
+('pauv.percent_change(numeric, numeric)', '{service_role}'),
+(
+    'pauv.compute_candles(text, interval, timestamptz, timestamptz)',
+    '{anon,authenticated,service_role}'
+),
+('public.snapshot_hourly_prices(interval, timestamptz)', '{service_role}'),
+(
+    'public.get_ohlc_data(text, text, timestamptz, timestamptz, timestamptz)',
+    '{anon,authenticated,service_role}'
+),
+('public.cleanup_old_queue_entries(interval, integer, timestamptz)', '{service_role}'),
+('pauv.run_cleanup_old_queue_entries(interval, integer, integer)', '{service_role}'),
+('pauv.sweep_pending_orders(numeric)', '{service_role}'),
+('pauv.purge_cron_job_run_details(interval, timestamptz)', '{}'),
+('pauv.schedule_jobs()', '{}'),
+-- Webhook (2026112815xxxx): a trigger function, called by no role.
 ('pauv.notify_process_queue()', '{}');
 
 select is_empty(
@@ -137,7 +156,9 @@ select schema_privs_are(
     'public', 'authenticated', array['USAGE'], 'authenticated: usage on public'
 );
 select schema_privs_are('public', 'service_role', array['USAGE'], 'service_role: usage on public');
-select schema_privs_are('pauv', 'anon', '{}'::text[], 'anon: nothing on pauv');
+select schema_privs_are(
+    'pauv', 'anon', array['USAGE'], 'anon: usage on pauv, to reach pauv.compute_candles for charts'
+);
 select schema_privs_are(
     'pauv', 'authenticated', array['USAGE'],
     'authenticated: usage on pauv, to reach place_order and cancel_order'

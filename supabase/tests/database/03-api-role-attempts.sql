@@ -156,7 +156,7 @@ select throws_ok(
 );
 select throws_ok(
     $$select pauv.move_usdp('a1111111-1111-4111-8111-111111111111', 10, 1)$$,
-    '42501', 'permission denied for schema pauv', 'anon cannot reach pauv'
+    '42501', 'permission denied for function move_usdp', 'anon cannot move money through pauv'
 );
 select throws_ok(
     $$select setval('public.queue_id_seq', 9223372036854775807)$$,
