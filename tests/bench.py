@@ -448,6 +448,8 @@ class Bench:
         for _ in range(self.runs):
             load_market(self.c, tickers=s["tickers"], users=s["users"])
             with admin(self.c) as conn:
+                conn.execute("delete from vault.secrets"
+                             " where name in ('project_url', 'process_queue_invoke_key')")
                 conn.execute("select vault.create_secret('http://127.0.0.1:9/', 'project_url')")
                 conn.execute("select vault.create_secret('bench-key', 'process_queue_invoke_key')")
             vacuum(self.c)
