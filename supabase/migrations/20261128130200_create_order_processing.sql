@@ -280,6 +280,13 @@ comment on function pauv.process_ticker_orders(text, integer, timestamptz, times
 'Executes pending orders of one ticker in FIFO order; the caller holds the ticker''s '
 'advisory lock. Returns one row per order it finished (completed or failed).';
 
+-- A call's fixed cost must not grow with the queue and must stay small, so callers keep
+-- their calls (transactions) short; short calls are what lets callers run in parallel,
+-- since each holds its orders' user rows until it commits. Tickers with pending orders
+-- are found through the partial index queue_pending_ticker_fifo_idx only, each probe
+-- ordered by its full key (ticker, date, id) so the planner cannot walk finished rows;
+-- they are visited lazily from a random issuer, wrapping around once, so a call that
+-- fills p_max_orders on its first tickers probes only those.
 create function public.process_all_pending_orders(
     p_max_orders integer default 1000,
     p_max_seconds numeric default 5,
@@ -292,7 +299,9 @@ as $$
 declare
     v_started timestamptz := clock_timestamp();
     v_deadline timestamptz;
-    v_tickers text[];
+    v_start text;
+    v_after text;
+    v_wrapped boolean := false;
     v_ticker text;
     v_total integer := 0;
     v_ok integer := 0;
@@ -309,30 +318,41 @@ begin
     end if;
     v_deadline := v_started + p_max_seconds * interval '1 second';
 
-    -- Tickers with pending work: a loose index scan, one probe per distinct ticker.
-    with recursive pending_tickers as (
-        (
-            select q.ticker from public.queue as q
-            where q.status = 'pending'
-            order by q.ticker
-            limit 1
-        )
-        union all
-        select (
-            select q.ticker from public.queue as q
-            where q.status = 'pending' and q.ticker > pt.ticker
-            order by q.ticker
-            limit 1
-        )
-        from pending_tickers as pt
-        where pt.ticker is not null
-    )
-    select coalesce(array_agg(pt.ticker order by random()), '{}') into v_tickers
-    from pending_tickers as pt
-    where pt.ticker is not null;
+    -- Start at a random issuer and walk the tickers with pending orders from there (a
+    -- loose index scan, one probe per ticker), wrapping around once.
+    select t.ticker into v_start
+    from public.issuer_trading as t
+    order by t.ticker
+    offset floor(random() * (select count(*) from public.issuer_trading))
+    limit 1;
 
-    foreach v_ticker in array v_tickers loop
-        exit when v_total >= p_max_orders or clock_timestamp() >= v_deadline;
+    loop
+        exit when v_start is null or v_total >= p_max_orders or clock_timestamp() >= v_deadline;
+        -- Two statements, not an OR: each probe must be an index range start.
+        if v_after is null then
+            v_ticker := (
+                select q.ticker from public.queue as q
+                where q.status = 'pending' and q.ticker >= v_start
+                order by q.ticker, q.date, q.id
+                limit 1
+            );
+        else
+            v_ticker := (
+                select q.ticker from public.queue as q
+                where q.status = 'pending' and q.ticker > v_after
+                order by q.ticker, q.date, q.id
+                limit 1
+            );
+        end if;
+        if v_ticker is null then
+            exit when v_wrapped;
+            v_wrapped := true;
+            v_after := '';
+            continue;
+        end if;
+        exit when v_wrapped and v_ticker >= v_start;
+        v_after := v_ticker;
+
         -- Own the ticker unless another caller works on it or an order is being
         -- inserted for it right now; then leave it for the next call.
         continue when not pg_catalog.pg_try_advisory_xact_lock(
@@ -355,7 +375,12 @@ begin
         'total_processed', v_total,
         'successful', v_ok,
         'failed', v_failed,
-        'has_more', exists (select 1 from public.queue as q where q.status = 'pending'),
+        'has_more', (
+            select q.ticker from public.queue as q
+            where q.status = 'pending'
+            order by q.ticker, q.date, q.id
+            limit 1
+        ) is not null,
         'duration_ms', round(extract(epoch from clock_timestamp() - v_started) * 1000, 1)
     );
 end;
