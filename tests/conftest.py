@@ -38,14 +38,26 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture
-def db(cluster: Cluster) -> Iterator[psycopg.Connection]:
-    """A connection as 'postgres' inside one transaction that is rolled back."""
+def db(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[psycopg.Connection]:
+    """A connection as 'postgres' inside one transaction that is rolled back. Whatever
+    the test traded, DESIGN.md's invariants must hold when it ends (checked before the
+    rollback), unless it is marked `breaks_invariants`."""
     conn = cluster.connect()
     try:
         yield conn
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+            _assert_invariants_hold(conn, request)
     finally:
         conn.rollback()
         conn.close()
+
+
+def _assert_invariants_hold(conn: psycopg.Connection, request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("breaks_invariants"):
+        return
+    conn.execute("reset role")
+    violations = audit(conn)
+    assert violations == [], f"the test left the market inconsistent: {violations}"
 
 
 def _truncate_market(cluster: Cluster) -> None:
@@ -58,12 +70,15 @@ def _truncate_market(cluster: Cluster) -> None:
 
 
 @pytest.fixture
-def market(cluster: Cluster) -> Iterator[Cluster]:
+def market(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[Cluster]:
     """For tests that commit (several connections, concurrency): the market tables are
-    emptied before and after the test. Open connections with `market.connect(...)`."""
+    emptied before and after the test, and the invariants must hold when it ends (as
+    for `db`). Open connections with `market.connect(...)`."""
     _truncate_market(cluster)
     try:
         yield cluster
+        with cluster.connect() as conn:
+            _assert_invariants_hold(conn, request)
     finally:
         _truncate_market(cluster)
 

@@ -60,6 +60,14 @@ def trade(conn: psycopg.Connection, ticker: str, user_id: uuid.UUID, order_type:
         "update public.issuer_trading set current_supply = %s, total_usdp = %s where ticker = %s",
         (new_supply, new_pool, ticker),
     )
+    # The money side, so the market stays consistent (the fixtures audit it): a buyer is
+    # funded with exactly what the buy costs and pays it; a seller is paid.
+    if order_type == "buy":
+        conn.execute("select public.deposit_usdp(%s, %s)", (user_id, usdp))
+    conn.execute(
+        "update public.users set usdp_balance = usdp_balance + %s where user_id = %s",
+        (-usdp if order_type == "buy" else usdp, user_id),
+    )
     held = conn.execute(
         "select pv_amount from public.portfolio where user_id = %s and ticker = %s",
         (user_id, ticker),
