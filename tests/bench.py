@@ -221,29 +221,42 @@ def pending(cluster: Cluster) -> int:
         return conn.execute("select count(*) from public.queue where status = 'pending'").fetchone()[0]
 
 
-def timed_drain(cluster: Cluster, callers: int = 1, max_orders: int = 1000) -> tuple[int, float]:
-    """Orders drained and wall seconds, with `callers` connections looping at once."""
-    conns = [processor(cluster) for _ in range(callers)]
-    counts = [0] * callers
+def run_in_threads(work, count: int) -> float:
+    """Run work(0) ... work(count - 1) in as many threads at once; the wall seconds they
+    took together. The first exception any of them raised is raised here."""
     errors: list[BaseException] = []
 
     def run(i: int) -> None:
         try:
-            counts[i] = drain_loop(conns[i], max_orders)
-        except BaseException as e:  # noqa: BLE001 - reported below
+            work(i)
+        except BaseException as e:  # noqa: BLE001 - re-raised below
             errors.append(e)
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(callers)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    for c in conns:
-        c.close()
     if errors:
         raise errors[0]
+    return elapsed
+
+
+def timed_drain(cluster: Cluster, callers: int = 1, max_orders: int = 1000) -> tuple[int, float]:
+    """Orders drained and wall seconds, with `callers` connections looping at once."""
+    conns = [processor(cluster) for _ in range(callers)]
+    counts = [0] * callers
+
+    def run(i: int) -> None:
+        counts[i] = drain_loop(conns[i], max_orders)
+
+    try:
+        elapsed = run_in_threads(run, callers)
+    finally:
+        for c in conns:
+            c.close()
     left = pending(cluster)
     if left:
         raise AssertionError(f"{left} orders still pending after the drain")
@@ -457,29 +470,18 @@ class Bench:
             users = placers[0].users
             tickers = placers[0].tickers
             per = s["placements"] // 4
-            errors: list[BaseException] = []
 
             def run(i: int) -> None:
-                p = placers[i]
-                try:
-                    for n in range(per):
-                        k = i * per + n
-                        # Each user gets at most 5 pending orders (the placement limit).
-                        p.place(users[k % len(users)], tickers[k % len(tickers)])
-                except BaseException as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
+                for n in range(per):
+                    k = i * per + n
+                    # Each user gets at most 5 pending orders (the placement limit).
+                    placers[i].place(users[k % len(users)], tickers[k % len(tickers)])
 
-            threads = [threading.Thread(target=run, args=(i,)) for i in range(4)]
-            started = time.perf_counter()
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            elapsed = time.perf_counter() - started
-            for p in placers:
-                p.close()
-            if errors:
-                raise errors[0]
+            try:
+                elapsed = run_in_threads(run, 4)
+            finally:
+                for p in placers:
+                    p.close()
             placed = per * 4
             f.runs.append(placed / elapsed)
             # One multi-row INSERT statement (as the service role might backfill): one request.
