@@ -13,9 +13,10 @@ select columns_are(
     'public', 'queue',
     array[
         'id', 'user_id', 'ticker', 'order_type', 'amount_usdp', 'amount_pv', 'status', 'date',
-        'client_order_id', 'error_message', 'processed_at', 'created_at', 'updated_at'
+        'client_order_id', 'error_message', 'processed_at', 'created_at', 'updated_at',
+        'legacy_id'
     ],
-    'queue has the guide''s columns and the lifecycle columns'
+    'queue has the guide''s columns, the lifecycle columns and the adopted order''s id'
 );
 select is_empty(
     $$select c.relname from pg_class as c

@@ -20,6 +20,8 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.move_usdp(uuid, numeric, integer)', '{service_role}'),
 ('public.deposit_usdp(uuid, numeric)', '{service_role}'),
 ('public.withdraw_usdp(uuid, numeric)', '{service_role}'),
+-- The Pauv app's payment call, kept by name and made safe (through the ledger).
+('public.increment_user_balance(uuid, numeric)', '{service_role}'),
 -- Order matching (2026112813xxxx, on main): users place and cancel their own orders
 -- through SECURITY INVOKER wrappers in public that call SECURITY DEFINER functions in
 -- pauv; the processor, the curve math and the audit are for the service only. The
