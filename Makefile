@@ -1,6 +1,6 @@
 # The two commands of the README: `make up` (the main job) and `make test`.
 # Each installs what is missing first, so both work on a fresh machine.
-.PHONY: deps up down status test lint bench demo process-queue process-queue-continuous
+.PHONY: deps up down status test lint bench demo adopt process-queue process-queue-continuous
 
 deps:
 	@bash scripts/deps.sh
@@ -36,3 +36,8 @@ process-queue-continuous:
 # The README's "run it" command: `make up`, then a market session and a report.
 demo: deps
 	@bash scripts/demo.sh
+
+# Deploy onto an existing Pauv project (docs/adoption.md): the linked project, or
+# `make adopt DB_URL=postgresql://...` for any database.
+adopt: deps
+	@bash scripts/adopt.sh $(if $(DB_URL),--db-url '$(DB_URL)')
