@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -27,7 +28,21 @@ from dataclasses import dataclass, field
 import psycopg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Cluster, throwaway_cluster  # noqa: E402
+from harness import ROOT, Cluster, throwaway_cluster  # noqa: E402
+from legacy import apply_legacy_schema  # noqa: E402
+from legacy.market import fabricate_legacy_market_bulk  # noqa: E402
+
+# ACCESS EXCLUSIVE locks held on the market tables (new or legacy), for scenario 10.
+LOCK_POLL = """
+    select l.pid, n.nspname || '.' || c.relname
+    from pg_locks as l
+    inner join pg_class as c on c.oid = l.relation
+    inner join pg_namespace as n on n.oid = c.relnamespace
+    where l.granted and l.mode = 'AccessExclusiveLock' and c.relkind = 'r'
+      and n.nspname in ('public', 'pauv_legacy')
+      and c.relname in ('issuer_details', 'issuer_trading', 'users', 'portfolio', 'queue',
+                        'transactions', 'price_history', 'issuer_stats_cache')
+"""
 
 # Sizes per scale. "full" is what issue 6 asks for; "small" is a tenth of it for a quick
 # look; "tiny" only proves every scenario still runs (make test).
@@ -36,17 +51,19 @@ SCALES: dict[str, dict[str, int]] = {
                  retained=1_000_000, hot=20_000, placements=20_000,
                  stats_issuers=1_000, stats_issuers_big=10_000, stats_trades=1_000_000,
                  snap_issuers=1_000, snap_trades=100_000, catchup_days=7,
-                 cleanup=1_000_000),
+                 cleanup=1_000_000, adopt_users=100_000, adopt_trades=1_000_000,
+                 adopt_ticks=1_000_000),
     "small": dict(users=2_000, tickers=100, drain_small=2_000, drain=20_000,
                   retained=200_000, hot=4_000, placements=4_000,
                   stats_issuers=100, stats_issuers_big=1_000, stats_trades=100_000,
                   snap_issuers=100, snap_trades=10_000, catchup_days=7,
-                  cleanup=200_000),
+                  cleanup=200_000, adopt_users=10_000, adopt_trades=100_000,
+                  adopt_ticks=100_000),
     "tiny": dict(users=100, tickers=10, drain_small=100, drain=500,
                  retained=2_000, hot=200, placements=100,
                  stats_issuers=10, stats_issuers_big=20, stats_trades=1_000,
                  snap_issuers=10, snap_trades=500, catchup_days=2,
-                 cleanup=2_000),
+                 cleanup=2_000, adopt_users=200, adopt_trades=2_000, adopt_ticks=2_000),
 }
 
 BALANCE = 1_000_000  # USDP each user starts with: enough for every buy of the bench
@@ -656,8 +673,60 @@ class Bench:
                          f"{lat[len(lat) // 2] * 1000:.1f} ms, max {lat[-1] * 1000:.1f} ms")
             self.log(f"cleanup {deleted} rows in {elapsed:.2f} s; {wait.note}; {audit_clean(self.c)}")
 
+    def scenario_10(self) -> None:
+        """Adoption of a legacy Pauv database (docs/adoption.md): `make adopt` onto a
+        database fabricated in the legacy schema's shape, with a poller recording how long
+        each market table is held in ACCESS EXCLUSIVE mode. Own cluster: it starts legacy."""
+        s = self.s
+        size = f"{s['adopt_users']:,} users, {s['adopt_trades']:,} trades, {s['adopt_ticks']:,} ticks"
+        total = self.fig("10a", label="adoption (make adopt), total", unit="s", size=size)
+        lock = self.fig("10b", label="adoption, longest lock on a market table", unit="s",
+                        size=size)
+        for _ in range(self.runs):
+            with throwaway_cluster(prefix="pauv-bench-adopt-", push=False) as cluster:
+                apply_legacy_schema(cluster)
+                with cluster.connect() as conn:
+                    fabricate_legacy_market_bulk(conn, users=s["adopt_users"],
+                                                 trades=s["adopt_trades"], ticks=s["adopt_ticks"])
+                    conn.commit()
+                with cluster.connect("supabase_admin", autocommit=True) as conn:
+                    conn.execute("vacuum analyze")
+                held, stop = {}, threading.Event()
 
-SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8"]
+                def poll() -> None:
+                    with cluster.connect("supabase_admin", autocommit=True) as watcher:
+                        while not stop.is_set():
+                            now = time.perf_counter()
+                            for pid, rel in watcher.execute(LOCK_POLL).fetchall():
+                                first, _ = held.get((pid, rel), (now, now))
+                                held[(pid, rel)] = (first, now)
+                            time.sleep(0.01)
+
+                thread = threading.Thread(target=poll)
+                thread.start()
+                started = time.perf_counter()
+                result = subprocess.run(["make", "--no-print-directory", "adopt",
+                                         f"DB_URL={cluster.url()}"], cwd=ROOT,
+                                        capture_output=True, text=True, check=False)
+                elapsed = time.perf_counter() - started
+                stop.set()
+                thread.join()
+                if result.returncode != 0:
+                    raise AssertionError(result.stdout + result.stderr)
+                with cluster.connect() as conn:
+                    verdict = conn.execute("select count(*) from public.audit_market_invariants()"
+                                           ).fetchone()[0]
+                if verdict:
+                    raise AssertionError(f"audit after adoption: {verdict} violations")
+                longest_rel, (first, last) = max(held.items(), key=lambda kv: kv[1][1] - kv[1][0])
+                total.runs.append(elapsed)
+                lock.runs.append(last - first)
+                lock.note = f"longest: {longest_rel[1]} (polled every 10 ms)"
+                self.log(f"adoption {elapsed:.1f} s, longest lock {last - first:.2f} s on"
+                         f" {longest_rel[1]}; audit clean")
+
+
+SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "10"]
 
 
 def main(argv: list[str] | None = None) -> int:
