@@ -58,10 +58,12 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "") -> Iterator[Cluster]:
+def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "", *,
+                      push: bool = True) -> Iterator[Cluster]:
     """Start a cluster on a free port, prepare it (scripts/prepare-db.sh: platform
-    stand-ins, then `supabase db push`), switch every cron job off so none races the
-    caller, and remove it all on exit. Raises CalledProcessError when preparing fails."""
+    stand-ins, then `supabase db push` unless push=False), switch every cron job off so
+    none races the caller, and remove it all on exit. Raises CalledProcessError when
+    preparing fails."""
     base = tempfile.mkdtemp(prefix=prefix)
     os.chmod(base, 0o755)
     if os.geteuid() == 0:
@@ -82,7 +84,8 @@ def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "") -> It
     executor.start()
     try:
         subprocess.run(
-            [str(ROOT / "scripts" / "prepare-db.sh"), "127.0.0.1", str(port)],
+            [str(ROOT / "scripts" / "prepare-db.sh"), "127.0.0.1", str(port)]
+            + ([] if push else ["platform-only"]),
             check=True, capture_output=True, text=True,
         )
         c = Cluster("127.0.0.1", port, base)
