@@ -9,6 +9,7 @@ import json
 import subprocess
 import uuid
 from collections.abc import Iterator
+import decimal
 from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 
 import psycopg
@@ -16,7 +17,7 @@ import pytest
 
 from conftest import act_as, act_as_owner, audit, drain
 from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
-from legacy import apply_legacy_schema, database_checksum
+from legacy import apply_legacy_schema
 from legacy.market import build_legacy_market
 
 # The app's own tables: adoption must leave them and their rows exactly as they were.
@@ -26,6 +27,9 @@ NON_MARKET_TABLES = (
     "public.rate_limit_log", "public.deposits", "public.payment_transactions",
     "storage.buckets", "storage.objects",
 )
+# Curve values of 8-decimal supplies need more than Python's default 28 digits to be exact.
+decimal.getcontext().prec = 100
+
 JOBS = ("refresh-issuer-stats-cache", "hourly-price-snapshot", "cleanup-old-queue-entries",
         "process-pending-orders-sweeper", "purge-cron-job-run-details")
 
@@ -41,7 +45,7 @@ def plain_push(cluster: Cluster) -> subprocess.CompletedProcess:
 
 
 def rows(conn: psycopg.Connection, sql: str, *args) -> list[tuple]:
-    return conn.execute(sql, args).fetchall()
+    return conn.execute(sql, args or None).fetchall()
 
 
 def table_digest(conn: psycopg.Connection, table: str) -> str:

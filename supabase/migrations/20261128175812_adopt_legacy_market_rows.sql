@@ -1,6 +1,23 @@
 -- Adoption, last step (only when an earlier step moved the Pauv app's market to schema
 -- pauv_legacy): convert every legacy row into this package's tables, rounding in the pool's
 -- favour and recording each change, then carry the app's own triggers and foreign keys over.
+-- Exact: multiplying by 10^-k never rounds, a numeric division may.
+create function pauv.round_up(p_value numeric, p_places integer)
+returns numeric
+language sql
+immutable
+set search_path = ''
+as $$
+    select pg_catalog.round(
+        pg_catalog.ceil(p_value * pg_catalog.power(10::numeric, p_places))
+        * pg_catalog.power(10::numeric, -p_places),
+        p_places
+    )
+$$;
+
+comment on function pauv.round_up(numeric, integer) is
+'p_value rounded up (towards +infinity) to p_places decimals, exactly (adoption only).';
+
 create function pauv.adopt_legacy_market()
 returns jsonb
 language plpgsql
@@ -85,7 +102,7 @@ begin
     from (
         select
             t.ticker, t.current_supply, t.total_usdp, h.supply,
-            t.base_price * h.supply + t.price_step * h.supply * h.supply / 2 as curve_value
+            t.base_price * h.supply + 0.5 * t.price_step * h.supply * h.supply as curve_value
         from pauv_legacy.issuer_trading as t
         cross join lateral (
             select coalesce(sum(a.pv), 0) as supply from adopt_holdings as a
@@ -93,9 +110,7 @@ begin
         ) as h
     ) as c
     cross join lateral (
-        select pg_catalog.round(
-            pg_catalog.ceil(greatest(c.total_usdp, c.curve_value) * 1000000) / 1000000, 6
-        ) as pool
+        select pauv.round_up(greatest(c.total_usdp, c.curve_value), 6) as pool
     ) as p;
 
     insert into public.issuer_trading (ticker, id, base_price, price_step, current_supply,
@@ -162,11 +177,11 @@ begin
         + coalesce((select max(n.id) from public.queue as n), 0) as new_id,
         case when q.order_type::text = 'buy' then
             case when q.status::text = 'pending' then pg_catalog.trunc(q.amount_usdp, 6)
-                else pg_catalog.round(pg_catalog.ceil(q.amount_usdp * 1000000) / 1000000, 6) end
+                else pauv.round_up(q.amount_usdp, 6) end
             else q.amount_usdp end as usdp,
         case when q.order_type::text = 'sell' then
             case when q.status::text = 'pending' then pg_catalog.trunc(q.amount_pv, 8)
-                else pg_catalog.round(pg_catalog.ceil(q.amount_pv * 100000000) / 100000000, 8) end
+                else pauv.round_up(q.amount_pv, 8) end
             else q.amount_pv end as pv
     from pauv_legacy.queue as q;
 
@@ -218,9 +233,9 @@ overriding system value
     select
         x.*,
         pg_catalog.row_number() over (order by x.date, x.created_at, x.id) as new_id,
-        pg_catalog.round(pg_catalog.ceil(x.amount_usdp * 1000000) / 1000000, 6) as usdp,
-        pg_catalog.round(pg_catalog.ceil(x.pv_traded * 100000000) / 100000000, 8) as pv,
-        pg_catalog.round(pg_catalog.ceil(x.avg_price_paid * 1e12) / 1e12, 12) as avg_price,
+        pauv.round_up(x.amount_usdp, 6) as usdp,
+        pauv.round_up(x.pv_traded, 8) as pv,
+        pauv.round_up(x.avg_price_paid, 12) as avg_price,
         pg_catalog.round(x.start_price, 14) as start_p,
         pg_catalog.round(x.end_price, 14) as end_p
     from pauv_legacy.transactions as x;
@@ -369,6 +384,7 @@ end;
 $$;
 
 drop function pauv.adopt_legacy_market();
+drop function pauv.round_up(numeric, integer);
 -- Only adoption needed these (they read the legacy tables' shape).
 drop function pauv.legacy_adoption_problems();
 drop function pauv.market_origin();

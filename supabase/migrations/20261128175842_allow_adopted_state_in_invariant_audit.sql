@@ -17,7 +17,7 @@ as $$
     from public.issuer_trading as t
     cross join lateral (
         select t.base_price * t.current_supply
-            + t.price_step * t.current_supply * t.current_supply / 2 as curve_value
+            + 0.5 * t.price_step * t.current_supply * t.current_supply as curve_value
     ) as v
     left join lateral (
         select sum(greatest(0.000001, x.end_price * 0.00000001 + t.price_step * 0.00000001 * 0.00000001))
