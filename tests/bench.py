@@ -30,7 +30,7 @@ import psycopg
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, Cluster, throwaway_cluster  # noqa: E402
 from legacy import apply_legacy_schema  # noqa: E402
-from legacy.market import fabricate_legacy_market_bulk  # noqa: E402
+from legacy.bulk import fabricate_legacy_market_bulk  # noqa: E402
 
 # ACCESS EXCLUSIVE locks held on the market tables (new or legacy), for scenario 10.
 LOCK_POLL = """
@@ -685,10 +685,10 @@ class Bench:
         for _ in range(self.runs):
             with throwaway_cluster(prefix="pauv-bench-adopt-", push=False) as cluster:
                 apply_legacy_schema(cluster)
-                with cluster.connect() as conn:
+                with cluster.connect("supabase_admin") as conn:
                     fabricate_legacy_market_bulk(conn, users=s["adopt_users"],
-                                                 trades=s["adopt_trades"], ticks=s["adopt_ticks"])
-                    conn.commit()
+                                                 trades=s["adopt_trades"], ticks=s["adopt_ticks"],
+                                                 issuers=max(10, s["adopt_users"] // 100))
                 with cluster.connect("supabase_admin", autocommit=True) as conn:
                     conn.execute("vacuum analyze")
                 held, stop = {}, threading.Event()
