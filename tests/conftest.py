@@ -23,6 +23,8 @@ import pytest
 from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
 from harness import free_port as _free_port
 
+from legacy import apply_legacy_schema
+from legacy.market import build_legacy_market
 from postgrest_standin import SupabaseApiStandin, project_key
 
 __all__ = ["MIGRATIONS", "ROOT", "Cluster"]
@@ -286,3 +288,64 @@ def deliver_http_requests(cluster: Cluster) -> list[dict]:
             delivered.append({"id": request_id, "status": status, "content": content,
                               "error": error})
     return delivered
+
+
+# --- a legacy Pauv database, adopted (tests/test_adoption.py, tests/test_app_contract.py) ---
+
+# The app's own tables: adoption must leave them and their rows exactly as they were.
+NON_MARKET_TABLES = (
+    "public.tags", "public.issuer_links", "public.issuer_requests", "public.issuer_invites",
+    "public.launch_notifications", "public.security_audit", "public.waitlist",
+    "public.rate_limit_log", "public.deposits", "public.payment_transactions",
+    "storage.buckets", "storage.objects",
+)
+
+
+def make_adopt(cluster: Cluster) -> subprocess.CompletedProcess:
+    """What an operator runs: `make adopt DB_URL=<url>`."""
+    return subprocess.run(["make", "--no-print-directory", "adopt", f"DB_URL={cluster.url()}"],
+                          cwd=ROOT, capture_output=True, text=True, check=False)
+
+
+def rows(conn: psycopg.Connection, sql: str, *args) -> list[tuple]:
+    return conn.execute(sql, args or None).fetchall()
+
+
+def table_digest(conn: psycopg.Connection, table: str) -> str:
+    return conn.execute(
+        f"select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} as t"
+    ).fetchone()[0]
+
+
+@pytest.fixture(scope="session")
+def adopted_legacy() -> Iterator[dict]:
+    """One legacy market made through the legacy schema's own rules (tests/legacy),
+    snapshotted, then adopted by `make adopt`."""
+    with throwaway_cluster(prefix="pauv-adopt-", push=False) as cluster:
+        apply_legacy_schema(cluster)
+        market = build_legacy_market(cluster, users=120, orders=1500, pending_left=150,
+                                     concurrent_orders=300)
+        with cluster.connect("supabase_admin") as conn:
+            before = {
+                "users": {r[0]: r[1:] for r in rows(conn, "select user_id, usdp_balance,"
+                          " username, id, terms_accepted_at from public.users")},
+                "holdings": {(r[0], r[1]): r[2:] for r in rows(conn, "select user_id, ticker,"
+                             " pv_amount, avg_cost_basis, id from public.portfolio")},
+                "issuers": {r[0]: r[1:] for r in rows(conn, "select ticker, base_price,"
+                            " price_step, current_supply, total_usdp, id from public.issuer_trading")},
+                "details": rows(conn, "select id, ticker, name, bio, headline, tag, photo,"
+                                " user_id, is_hidden from public.issuer_details order by id"),
+                "orders": {r[0]: r[1:] for r in rows(conn, "select id, user_id, ticker,"
+                           " order_type::text, status::text, amount_usdp, amount_pv, date, created_at"
+                           " from public.queue")},
+                "trades": {r[0]: r[1:] for r in rows(conn, "select id, queue_id, user_id, ticker,"
+                           " amount_usdp, pv_traded, date from public.transactions")},
+                "ticks": rows(conn, "select id, ticker, timestamp from public.price_history"
+                              " order by id"),
+                "non_market": {t: table_digest(conn, t) for t in NON_MARKET_TABLES},
+                "auth_users": conn.execute("select count(*) from auth.users").fetchone()[0],
+            }
+        result = make_adopt(cluster)
+        yield {"cluster": cluster, "before": before, "market": market, "adopt": result}
+
+

@@ -5,7 +5,6 @@ adjusted and why, what was replaced, and that the market works as on a fresh pro
 
 from __future__ import annotations
 
-import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -15,19 +14,13 @@ from decimal import ROUND_CEILING, ROUND_DOWN, Decimal
 import psycopg
 import pytest
 
-from conftest import act_as, act_as_owner, audit, drain
-from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
+from conftest import (
+    NON_MARKET_TABLES, act_as, act_as_owner, audit, drain, make_adopt, rows, table_digest,
+)
+from harness import MIGRATIONS, throwaway_cluster
 from legacy import apply_legacy_schema
 from legacy.checksum import database_checksum
-from legacy.market import build_legacy_market
 
-# The app's own tables: adoption must leave them and their rows exactly as they were.
-NON_MARKET_TABLES = (
-    "public.tags", "public.issuer_links", "public.issuer_requests", "public.issuer_invites",
-    "public.launch_notifications", "public.security_audit", "public.waitlist",
-    "public.rate_limit_log", "public.deposits", "public.payment_transactions",
-    "storage.buckets", "storage.objects",
-)
 # Curve values of 8-decimal supplies need more than Python's default 28 digits to be exact.
 decimal.getcontext().prec = 100
 
@@ -35,24 +28,8 @@ JOBS = ("refresh-issuer-stats-cache", "hourly-price-snapshot", "cleanup-old-queu
         "process-pending-orders-sweeper", "purge-cron-job-run-details")
 
 
-def make_adopt(cluster: Cluster) -> subprocess.CompletedProcess:
-    """What an operator runs: `make adopt DB_URL=<url>`."""
-    return subprocess.run(["make", "--no-print-directory", "adopt", f"DB_URL={cluster.url()}"],
-                          cwd=ROOT, capture_output=True, text=True, check=False)
-
-
 def plain_push(cluster: Cluster) -> subprocess.CompletedProcess:
     return cluster.push_migrations()
-
-
-def rows(conn: psycopg.Connection, sql: str, *args) -> list[tuple]:
-    return conn.execute(sql, args or None).fetchall()
-
-
-def table_digest(conn: psycopg.Connection, table: str) -> str:
-    return conn.execute(
-        f"select md5(coalesce(string_agg(t::text, '|' order by t::text), '')) from {table} as t"
-    ).fetchone()[0]
 
 
 def ceil_to(value: Decimal, places: int) -> Decimal:
@@ -64,34 +41,8 @@ def trunc_to(value: Decimal, places: int) -> Decimal:
 
 
 @pytest.fixture(scope="module")
-def legacy() -> Iterator[dict]:
-    """One legacy market, snapshotted, then adopted by `make adopt`."""
-    with throwaway_cluster(prefix="pauv-adopt-", push=False) as cluster:
-        apply_legacy_schema(cluster)
-        market = build_legacy_market(cluster, users=120, orders=1500, pending_left=150,
-                                     concurrent_orders=300)
-        with cluster.connect("supabase_admin") as conn:
-            before = {
-                "users": {r[0]: r[1:] for r in rows(conn, "select user_id, usdp_balance,"
-                          " username, id, terms_accepted_at from public.users")},
-                "holdings": {(r[0], r[1]): r[2:] for r in rows(conn, "select user_id, ticker,"
-                             " pv_amount, avg_cost_basis, id from public.portfolio")},
-                "issuers": {r[0]: r[1:] for r in rows(conn, "select ticker, base_price,"
-                            " price_step, current_supply, total_usdp, id from public.issuer_trading")},
-                "details": rows(conn, "select id, ticker, name, bio, headline, tag, photo,"
-                                " user_id, is_hidden from public.issuer_details order by id"),
-                "orders": {r[0]: r[1:] for r in rows(conn, "select id, user_id, ticker,"
-                           " order_type::text, status::text, amount_usdp, amount_pv, date, created_at"
-                           " from public.queue")},
-                "trades": {r[0]: r[1:] for r in rows(conn, "select id, queue_id, user_id, ticker,"
-                           " amount_usdp, pv_traded, date from public.transactions")},
-                "ticks": rows(conn, "select id, ticker, timestamp from public.price_history"
-                              " order by id"),
-                "non_market": {t: table_digest(conn, t) for t in NON_MARKET_TABLES},
-                "auth_users": conn.execute("select count(*) from auth.users").fetchone()[0],
-            }
-        result = make_adopt(cluster)
-        yield {"cluster": cluster, "before": before, "market": market, "adopt": result}
+def legacy(adopted_legacy: dict) -> dict:
+    return adopted_legacy
 
 
 @pytest.fixture
@@ -264,7 +215,7 @@ def test_no_legacy_trigger_writes_market_tables_behind_the_engine(adopted: psyco
                    " where tgrelid = 'auth.users'::regclass and not tgisinternal")
     assert sign_up == [("on_auth_user_created", "pauv.create_user_row")]
     gone = rows(adopted, "select proname from pg_proc where pronamespace = 'public'::regnamespace"
-                " and proname in ('record_price_history', 'execute_buy_order', 'process_order_batch',"
+                " and proname in ('record_price_history', 'execute_buy_order', 'execute_sell_order',"
                 " 'protect_financial_columns', 'handle_new_user')")
     assert gone == []
 

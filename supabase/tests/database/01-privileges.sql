@@ -22,6 +22,17 @@ insert into function_allow_list (signature, allowed_roles) values
 ('public.withdraw_usdp(uuid, numeric)', '{service_role}'),
 -- The Pauv app's payment call, kept by name and made safe (through the ledger).
 ('public.increment_user_balance(uuid, numeric)', '{service_role}'),
+-- The Pauv app's other calls, kept by name: market reads for everyone, its batch
+-- processor for the service.
+('public.get_latest_price(text)', '{anon,authenticated,service_role}'),
+('public.get_price_change(text, interval)', '{anon,authenticated,service_role}'),
+('public.get_all_issuer_stats()', '{anon,authenticated,service_role}'),
+('public.get_issuer_stats(text)', '{anon,authenticated,service_role}'),
+(
+    'public.get_chart_data_adaptive(text, timestamptz, timestamptz, integer)',
+    '{anon,authenticated,service_role}'
+),
+('public.process_order_batch(integer)', '{service_role}'),
 -- Order matching (2026112813xxxx, on main): users place and cancel their own orders
 -- through SECURITY INVOKER wrappers in public that call SECURITY DEFINER functions in
 -- pauv; the processor, the curve math and the audit are for the service only. The
