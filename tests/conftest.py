@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -23,7 +24,7 @@ import pytest
 from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
 from harness import free_port as _free_port
 
-from postgrest_standin import SupabaseApiStandin, project_key
+from postgrest_standin import SupabaseApiStandin, new_api_key, project_key
 
 __all__ = ["MIGRATIONS", "ROOT", "Cluster"]
 
@@ -199,39 +200,51 @@ def deno_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api_keys() -> dict[str, str]:
-    """The project's anon and service_role keys (JWTs signed with the test secret)."""
-    return {"anon": project_key("anon"), "service_role": project_key("service_role")}
+def api_keys(supabase_api: SupabaseApiStandin) -> dict[str, str]:
+    """The project's keys: the legacy anon and service_role JWTs (signed with the test
+    secret), the default publishable and secret keys, and 'webhook', a secret key of its
+    own for the queue webhook (named process_queue_webhook, as docs/webhook.md says)."""
+    return {"anon": project_key("anon"), "service_role": project_key("service_role"),
+            "publishable": supabase_api.publishable_keys["default"],
+            "secret": supabase_api.secret_keys["default"],
+            "webhook": supabase_api.secret_keys["process_queue_webhook"]}
 
 
 @pytest.fixture(scope="session")
 def supabase_api(cluster: Cluster) -> Iterator[SupabaseApiStandin]:
     """The project URL: /rest/v1/rpc/<fn> on the throwaway database, /functions/v1/<name>."""
-    api = SupabaseApiStandin(cluster.dsn).start()
+    api = SupabaseApiStandin(cluster.dsn)
+    api.secret_keys["process_queue_webhook"] = new_api_key("secret")
+    api.start()
     try:
         yield api
     finally:
         api.stop()
 
 
-@pytest.fixture(scope="session")
-def process_queue_function(supabase_api: SupabaseApiStandin,
-                           api_keys: dict[str, str]) -> Iterator[str]:
-    """supabase/functions/process-queue served by the real Deno on a free port, with the
-    environment the edge runtime gives it, registered behind the functions gateway."""
+def function_config(name: str) -> dict:
+    """The [functions.<name>] table of supabase/config.toml (verify_jwt, entrypoint...)."""
+    return tomllib.loads((ROOT / "supabase" / "config.toml").read_text())["functions"][name]
+
+
+@contextlib.contextmanager
+def serve_process_queue(api: SupabaseApiStandin, extra_env: dict[str, str] | None = None
+                        ) -> Iterator[str]:
+    """supabase/functions/process-queue served by the real Deno (`deno serve`, as the edge
+    runtime serves its default export) on a free port, with the environment the platform
+    gives it now (api.function_env(): URL and key sets), registered behind the functions
+    gateway with config.toml's verify_jwt. Yields its own URL."""
     port = _free_port()
-    env = deno_env() | {
-        "SUPABASE_URL": supabase_api.url,
-        "SUPABASE_SERVICE_ROLE_KEY": api_keys["service_role"],
-        "PROCESS_QUEUE_PORT": str(port),
-    }
+    env = deno_env() | api.function_env() | (extra_env or {})
+    previous = api.functions.get("process-queue")
     log = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [str(DENO), "run", "--frozen", "--no-prompt", "--allow-net", "--allow-env", "index.ts"],
+        [str(DENO), "serve", "--frozen", "--no-prompt", "--allow-net", "--allow-env",
+         "--host", "127.0.0.1", "--port", str(port), "index.ts"],
         cwd=FUNCTIONS / "process-queue", env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 120  # the first run fetches supabase-js from npm
+        deadline = time.monotonic() + 120  # the first run fetches the npm packages
         while True:
             if proc.poll() is not None:
                 log.seek(0)
@@ -241,12 +254,23 @@ def process_queue_function(supabase_api: SupabaseApiStandin,
             if time.monotonic() > deadline:
                 pytest.fail("the process-queue function did not start listening in 120 s")
             time.sleep(0.1)
-        supabase_api.register_function("process-queue", f"http://127.0.0.1:{port}")
+        api.register_function("process-queue", f"http://127.0.0.1:{port}",
+                              verify_jwt=function_config("process-queue")["verify_jwt"])
         yield f"http://127.0.0.1:{port}"
     finally:
+        if previous is not None:  # an instance started earlier serves again
+            api.functions["process-queue"] = previous
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def process_queue_function(supabase_api: SupabaseApiStandin,
+                           api_keys: dict[str, str]) -> Iterator[str]:
+    """The process-queue function, running for the whole session (see serve_process_queue)."""
+    with serve_process_queue(supabase_api) as url:
+        yield url
 
 
 def deliver_http_requests(cluster: Cluster) -> list[dict]:

@@ -1,16 +1,22 @@
-"""Stand-in for a Supabase project's HTTP API, for tests only (Supabase itself cannot run
-here). One local server plays the two routes our code uses:
+"""A stand-in for a Supabase project's HTTP API, for tests only (Supabase itself cannot run
+here). One local server plays the two routes our code uses, with both kinds of API keys:
+the new ones (``sb_publishable_...``, ``sb_secret_...``: opaque strings, held in named sets
+as the platform gives them to functions) and, until they are disabled, the legacy JWT keys.
 
-- ``POST /rest/v1/rpc/<function>``: PostgREST's RPC. The caller's JWT (``Authorization:
-  Bearer``, else ``apikey``) is verified (HS256, test secret) and its ``role`` claim becomes
-  the database role: the server connects as ``authenticator``, then ``set local role`` and
+- ``POST /rest/v1/rpc/<function>``: the API gateway and PostgREST's RPC. The ``apikey``
+  header is required. A new-format key is looked up: a secret key acts as
+  ``service_role``, a publishable key as ``anon`` (or as the user whose JWT, HS256 with
+  the test secret, is the bearer token); an unknown one is refused. A legacy key (a JWT) is
+  verified, and its ``role`` claim (or the bearer's) is used, unless legacy keys have been
+  disabled. The server connects as ``authenticator``, then ``set local role`` and
   ``request.jwt.claims``, calls ``public.<function>(name => value, ...)`` with the JSON
   body's keys as named arguments (cast to the parameter types, as PostgREST does) and
   answers the result as JSON. Errors answer ``{"code","message","details","hint"}`` with
   PostgREST's HTTP status for the SQLSTATE.
-- ``/functions/v1/<name>``: the edge functions gateway. With verify_jwt (the default) the
-  bearer token must be a valid project JWT; the request is then proxied to the function
-  registered under that name (a real ``deno run`` of it, in the tests).
+- ``/functions/v1/<name>``: the edge functions gateway. With ``verify_jwt = false`` it
+  passes every request through untouched; with ``verify_jwt = true`` the bearer token must
+  be a valid project JWT. The request is proxied to the function registered under that
+  name (a real ``deno serve`` of it, in the tests).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 import threading
 import time
 import urllib.error
@@ -49,6 +56,11 @@ def make_jwt(claims: dict[str, Any], secret: str = TEST_JWT_SECRET) -> str:
     payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
     signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64url(signature)}"
+
+
+def new_api_key(kind: str) -> str:
+    """A new-format API key of `kind` ('secret' or 'publishable'): opaque, random."""
+    return f"sb_{kind}_{secrets.token_urlsafe(24)}"
 
 
 def project_key(role: str, secret: str = TEST_JWT_SECRET) -> str:
@@ -114,6 +126,11 @@ class SupabaseApiStandin:
         # dsn_for_role(role) -> libpq DSN; the RPC route connects as 'authenticator'.
         self._dsn_for_role = dsn_for_role
         self.jwt_secret = jwt_secret
+        # The project's API keys by name, as SUPABASE_SECRET_KEYS / _PUBLISHABLE_KEYS hold
+        # them; tests add and delete keys as an operator does in the dashboard.
+        self.secret_keys: dict[str, str] = {"default": new_api_key("secret")}
+        self.publishable_keys: dict[str, str] = {"default": new_api_key("publishable")}
+        self.legacy_keys_enabled = True
         self.functions: dict[str, tuple[str, bool]] = {}  # name -> (upstream URL, verify_jwt)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -124,7 +141,20 @@ class SupabaseApiStandin:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def register_function(self, name: str, upstream_url: str, verify_jwt: bool = True) -> None:
+    def function_env(self) -> dict[str, str]:
+        """What the platform gives every function: the URL and the keys, the legacy ones
+        too while they are enabled."""
+        env = {
+            "SUPABASE_URL": self.url,
+            "SUPABASE_SECRET_KEYS": json.dumps(self.secret_keys),
+            "SUPABASE_PUBLISHABLE_KEYS": json.dumps(self.publishable_keys),
+        }
+        if self.legacy_keys_enabled:
+            env["SUPABASE_SERVICE_ROLE_KEY"] = project_key("service_role", self.jwt_secret)
+            env["SUPABASE_ANON_KEY"] = project_key("anon", self.jwt_secret)
+        return env
+
+    def register_function(self, name: str, upstream_url: str, verify_jwt: bool) -> None:
         self.functions[name] = (upstream_url.rstrip("/"), verify_jwt)
 
     def start(self) -> SupabaseApiStandin:
@@ -144,11 +174,10 @@ class SupabaseApiStandin:
             return 401, {"message": "No API key found in request",
                          "hint": "No `apikey` request header or url param was found."}
         auth = headers.get("authorization", "")
-        token = auth[7:] if auth.lower().startswith("bearer ") else apikey
-        try:
-            claims = verify_jwt(token, self.jwt_secret)
-        except JwtError as e:
-            return 401, _error(e.code, e.message)
+        bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+        claims = self._claims_for(apikey, bearer)
+        if isinstance(claims, tuple):
+            return claims
         role = claims.get("role")
         if role not in ("anon", "authenticated", "service_role"):
             return 401, _error("PGRST301", f"role {role!r} is not an API role")
@@ -181,6 +210,30 @@ class SupabaseApiStandin:
                     sqlstate, diag.message_primary or str(e), diag.message_detail,
                     diag.message_hint)
         return 200, value
+
+    def _claims_for(self, apikey: str, bearer: str | None) -> dict[str, Any] | tuple[int, Any]:
+        """The JWT claims the request runs with, or the gateway's error response."""
+        if apikey.startswith("sb_"):
+            if apikey in self.secret_keys.values():
+                key_role = "service_role"
+            elif apikey in self.publishable_keys.values():
+                key_role = "anon"
+            else:
+                return 401, {"message": "Invalid API key",
+                             "hint": "Double check the provided API key as it is not valid."}
+            if bearer is None or bearer == apikey:
+                # The gateway mints a short-lived JWT of the key's role for PostgREST.
+                return {"iss": "supabase", "role": key_role}
+            token = bearer
+        else:
+            if not self.legacy_keys_enabled:
+                return 401, {"message": "Legacy API keys are disabled",
+                             "hint": "Use the publishable or secret API keys instead."}
+            token = bearer or apikey
+        try:
+            return verify_jwt(token, self.jwt_secret)
+        except JwtError as e:
+            return 401, _error(e.code, e.message)
 
     @staticmethod
     def _find_function(conn: psycopg.Connection, function: str,
@@ -247,7 +300,9 @@ class SupabaseApiStandin:
                 return 401, {"Content-Type": "application/json"}, json.dumps(
                     {"code": 401, "message": "Missing authorization header"}).encode()
             try:
-                verify_jwt(auth[7:], self.jwt_secret)
+                claims = verify_jwt(auth[7:], self.jwt_secret)
+                if not self.legacy_keys_enabled and "sub" not in claims:
+                    raise JwtError("PGRST301", "legacy API key")  # anon / service_role
             except JwtError:
                 return 401, {"Content-Type": "application/json"}, json.dumps(
                     {"code": 401, "message": "Invalid JWT"}).encode()

@@ -63,6 +63,7 @@ declare
     v_first_record jsonb;
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_send boolean;
+    v_claimed boolean := false;
 begin
     begin
         select count(*) into v_pending
@@ -84,6 +85,10 @@ begin
                 and (w.drain_id is null or w.drain_seen_at <= v_now - w.drain_timeout)
             into v_send
             from pauv.process_queue_wake_state as w;
+            if not found then  -- the row was deleted: put it back, then claim as usual
+                insert into pauv.process_queue_wake_state default values on conflict (id) do nothing;
+                v_send := true;
+            end if;
             if v_send then
                 -- Of concurrent inserts that all saw no wake, the first to commit claims it;
                 -- the others re-check after it and find it queued.
@@ -93,6 +98,7 @@ begin
                     (w.wake_requested_at is null or w.wake_requested_at <= v_now - w.wake_timeout)
                     and (w.drain_id is null or w.drain_seen_at <= v_now - w.drain_timeout);
                 v_send := found;
+                v_claimed := found;
             end if;
         end if;
         if not coalesce(v_send, true) then
@@ -105,14 +111,17 @@ begin
         order by o.id
         limit 1;
 
-        perform pauv.send_process_queue_wake(jsonb_build_object(
+        if pauv.send_process_queue_wake(jsonb_build_object(
             'type', tg_op,
             'table', tg_table_name,
             'schema', tg_table_schema,
             'record', v_first_record,
             'old_record', null,
             'pending_count', v_pending
-        ));
+        )) is null and v_claimed then
+            -- Nothing configured, nothing sent: the next insert must not wait for a wake.
+            update pauv.process_queue_wake_state set wake_requested_at = null;
+        end if;
     exception when others then
         -- Waking the processor is best effort: an order must never fail because of it.
         raise warning 'process-queue-webhook sent nothing: % (SQLSTATE %)', sqlerrm, sqlstate;
@@ -134,11 +143,13 @@ language sql
 security definer
 set search_path = ''
 as $$
-    update pauv.process_queue_wake_state as w
-    set
-        wake_requested_at = null,
-        drain_id = gen_random_uuid(),
-        drain_seen_at = pg_catalog.clock_timestamp()
+    insert into pauv.process_queue_wake_state as w (id, drain_id, drain_seen_at)
+    values (true, gen_random_uuid(), pg_catalog.clock_timestamp())
+    on conflict (id) do update
+        set
+            wake_requested_at = null,
+            drain_id = excluded.drain_id,
+            drain_seen_at = excluded.drain_seen_at
     returning w.drain_id
 $$;
 
