@@ -7,13 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
-import tempfile
-import time
 import tomllib
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -22,9 +17,15 @@ import psycopg
 import pytest
 
 from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
-from harness import free_port as _free_port
 
-from postgrest_standin import SupabaseApiStandin, new_api_key, project_key
+from postgrest_standin import (
+    FunctionStartError,
+    SupabaseApiStandin,
+    new_api_key,
+    project_key,
+    send_http_request,
+    serve_function,
+)
 
 __all__ = ["MIGRATIONS", "ROOT", "Cluster"]
 
@@ -230,39 +231,15 @@ def function_config(name: str) -> dict:
 @contextlib.contextmanager
 def serve_process_queue(api: SupabaseApiStandin, extra_env: dict[str, str] | None = None
                         ) -> Iterator[str]:
-    """supabase/functions/process-queue served by the real Deno (`deno serve`, as the edge
-    runtime serves its default export) on a free port, with the environment the platform
-    gives it now (api.function_env(): URL and key sets), registered behind the functions
-    gateway with config.toml's verify_jwt. Yields its own URL."""
-    port = _free_port()
-    env = deno_env() | api.function_env() | (extra_env or {})
-    previous = api.functions.get("process-queue")
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [str(DENO), "serve", "--frozen", "--no-prompt", "--allow-net", "--allow-env",
-         "--host", "127.0.0.1", "--port", str(port), "index.ts"],
-        cwd=FUNCTIONS / "process-queue", env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    """supabase/functions/process-queue served by the real Deno behind the gateway stand-in
+    (postgrest_standin.serve_function), with config.toml's verify_jwt. Yields its URL."""
     try:
-        deadline = time.monotonic() + 120  # the first run fetches the npm packages
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"deno exited with {proc.returncode}:\n{log.read().decode()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail("the process-queue function did not start listening in 120 s")
-            time.sleep(0.1)
-        api.register_function("process-queue", f"http://127.0.0.1:{port}",
-                              verify_jwt=function_config("process-queue")["verify_jwt"])
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if previous is not None:  # an instance started earlier serves again
-            api.functions["process-queue"] = previous
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+        with serve_function(api, "process-queue", DENO, FUNCTIONS / "process-queue",
+                            deno_env() | (extra_env or {}),
+                            verify_jwt=function_config("process-queue")["verify_jwt"]) as url:
+            yield url
+    except FunctionStartError as e:
+        pytest.fail(str(e))
 
 
 @pytest.fixture(scope="session")
@@ -283,30 +260,16 @@ def deliver_http_requests(cluster: Cluster) -> list[dict]:
             " returning id, method, url, headers, body, timeout_milliseconds"
         ).fetchall()
         for request_id, method, url, headers, body, timeout_ms in sorted(requests):
-            req = urllib.request.Request(url, data=bytes(body) if body is not None else None,
-                                         headers=headers, method=method.upper())
-            status = content_type = content = error = None
-            response_headers: dict[str, str] = {}
-            timed_out = False
-            try:
-                with urllib.request.urlopen(req, timeout=timeout_ms / 1000) as res:
-                    status, content = res.status, res.read().decode()
-                    response_headers = dict(res.headers.items())
-            except urllib.error.HTTPError as e:
-                status, content = e.code, e.read().decode()
-                response_headers = dict(e.headers.items())
-            except TimeoutError as e:
-                timed_out, error = True, str(e)
-            except urllib.error.URLError as e:
-                error = str(e.reason)
-            content_type = response_headers.get("Content-Type")
+            answer = send_http_request(method, url, headers,
+                                       bytes(body) if body is not None else None, timeout_ms)
             conn.execute(
                 "insert into net._http_response"
                 " (id, status_code, content_type, headers, content, timed_out, error_msg)"
                 " values (%s, %s, %s, %s, %s, %s, %s)",
-                (request_id, status, content_type, json.dumps(response_headers), content,
-                 timed_out, error),
+                (request_id, answer["status"], answer["headers"].get("Content-Type"),
+                 json.dumps(answer["headers"]), answer["content"], answer["timed_out"],
+                 answer["error"]),
             )
-            delivered.append({"id": request_id, "status": status, "content": content,
-                              "error": error})
+            delivered.append({"id": request_id, "status": answer["status"],
+                              "content": answer["content"], "error": answer["error"]})
     return delivered

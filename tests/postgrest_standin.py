@@ -22,15 +22,21 @@ as the platform gives them to functions) and, until they are disabled, the legac
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -359,3 +365,118 @@ class SupabaseApiStandin:
             do_GET = do_POST = do_OPTIONS = do_PATCH = do_DELETE = _route
 
         return Handler
+
+
+# --- an edge function under Deno, and pg_net's worker -------------------------------------------
+
+
+class FunctionStartError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_function(api: SupabaseApiStandin, name: str, deno: Path, function_dir: Path,
+                   env: dict[str, str], verify_jwt: bool) -> Iterator[str]:
+    """The function in `function_dir` served by the real Deno (`deno serve`, as the edge
+    runtime serves its default export) on a free port, with `env` plus what the platform
+    gives every function now (api.function_env()), registered behind the gateway as `name`.
+    Yields its own URL; the instance registered before it serves again afterwards."""
+    port = _free_port()
+    previous = api.functions.get(name)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [str(deno), "serve", "--frozen", "--no-prompt", "--allow-net", "--allow-env",
+         "--host", "127.0.0.1", "--port", str(port), "index.ts"],
+        cwd=function_dir, env=env | api.function_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120  # the first run fetches the npm packages
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise FunctionStartError(f"deno exited with {proc.returncode}:\n"
+                                         f"{log.read().decode()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise FunctionStartError(f"the {name} function did not start listening in 120 s")
+            time.sleep(0.1)
+        api.register_function(name, f"http://127.0.0.1:{port}", verify_jwt=verify_jwt)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if previous is not None:
+            api.functions[name] = previous
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def send_http_request(method: str, url: str, headers: dict, body: bytes | None,
+                      timeout_ms: int) -> dict[str, Any]:
+    """One request as pg_net's worker sends it; the row net._http_response would get."""
+    req = urllib.request.Request(url, data=body, headers=headers, method=method.upper())
+    out: dict[str, Any] = {"status": None, "content": None, "headers": {}, "timed_out": False,
+                           "error": None}
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_ms / 1000) as res:
+            out |= {"status": res.status, "content": res.read().decode(),
+                    "headers": dict(res.headers.items())}
+    except urllib.error.HTTPError as e:
+        out |= {"status": e.code, "content": e.read().decode(), "headers": dict(e.headers.items())}
+    except TimeoutError as e:
+        out |= {"timed_out": True, "error": str(e)}
+    except urllib.error.URLError as e:
+        out["error"] = str(e.reason)
+    return out
+
+
+class PgNetWorker:
+    """pg_net's background worker, running: every `poll_s` it takes the committed rows of
+    net.http_request_queue and sends each on its own thread (pg_net sends concurrently),
+    recording (queued id, when sent, status) in `sent`. For benchmarks; the tests deliver
+    synchronously (conftest.deliver_http_requests)."""
+
+    def __init__(self, dsn: str, poll_s: float = 0.01):
+        self._dsn = dsn
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._senders: list[threading.Thread] = []
+        self.sent: list[tuple[int, float, int | None]] = []
+
+    def __enter__(self) -> PgNetWorker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for t in self._senders:
+            t.join()
+
+    def _send(self, request_id: int, method: str, url: str, headers: dict, body: bytes | None,
+              timeout_ms: int) -> None:
+        at = time.monotonic()
+        self.sent.append((request_id, at, send_http_request(method, url, headers, body,
+                                                            timeout_ms)["status"]))
+
+    def _run(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "delete from net.http_request_queue"
+                    " returning id, method, url, headers, body, timeout_milliseconds"
+                ).fetchall()
+                for request_id, method, url, headers, body, timeout_ms in sorted(rows):
+                    t = threading.Thread(target=self._send, args=(
+                        request_id, method, url, headers,
+                        bytes(body) if body is not None else None, timeout_ms))
+                    t.start()
+                    self._senders.append(t)
+                self._stop.wait(self._poll_s)

@@ -84,7 +84,8 @@ begin
                 (w.wake_requested_at is null or w.wake_requested_at <= v_now - w.wake_timeout)
                 and (w.drain_id is null or w.drain_seen_at <= v_now - w.drain_timeout)
             into v_send
-            from pauv.process_queue_wake_state as w;
+            from pauv.process_queue_wake_state as w
+            where w.id;  -- by the key: callers such as place_order run with enable_seqscan off
             if not found then  -- the row was deleted: put it back, then claim as usual
                 insert into pauv.process_queue_wake_state default values on conflict (id) do nothing;
                 v_send := true;
@@ -95,7 +96,8 @@ begin
                 update pauv.process_queue_wake_state as w
                 set wake_requested_at = v_now
                 where
-                    (w.wake_requested_at is null or w.wake_requested_at <= v_now - w.wake_timeout)
+                    w.id
+                    and (w.wake_requested_at is null or w.wake_requested_at <= v_now - w.wake_timeout)
                     and (w.drain_id is null or w.drain_seen_at <= v_now - w.drain_timeout);
                 v_send := found;
                 v_claimed := found;
@@ -120,7 +122,7 @@ begin
             'pending_count', v_pending
         )) is null and v_claimed then
             -- Nothing configured, nothing sent: the next insert must not wait for a wake.
-            update pauv.process_queue_wake_state set wake_requested_at = null;
+            update pauv.process_queue_wake_state as w set wake_requested_at = null where w.id;
         end if;
     exception when others then
         -- Waking the processor is best effort: an order must never fail because of it.
@@ -184,6 +186,7 @@ begin
     v_now := pg_catalog.clock_timestamp();
     select w.drain_id into v_current
     from pauv.process_queue_wake_state as w
+    where w.id
     for update;
     if v_current is distinct from p_drain_id then
         return false;  -- a later drain took over: it owns the queue now
@@ -191,19 +194,20 @@ begin
 
     v_pending := exists (select from public.queue as q where q.status = 'pending');
     if v_pending and p_stopped_by = 'drained' then
-        update pauv.process_queue_wake_state set drain_seen_at = v_now;
+        update pauv.process_queue_wake_state as w set drain_seen_at = v_now where w.id;
         return true;
     end if;
 
     -- time_budget with work left: hand over to a fresh invocation now. failed: the next
     -- wake may come only after wake_timeout, so a broken function is not re-invoked in a loop.
-    update pauv.process_queue_wake_state
+    update pauv.process_queue_wake_state as w
     set
         drain_id = null,
         drain_seen_at = null,
         wake_requested_at = case
             when p_stopped_by = 'failed' or v_pending then v_now
-        end;
+        end
+    where w.id;
     if v_pending and p_stopped_by = 'time_budget' then
         perform pauv.send_process_queue_wake(jsonb_build_object(
             'type', 'DRAIN_CONTINUE', 'table', 'queue', 'schema', 'public',
