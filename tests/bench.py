@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, Cluster, throwaway_cluster  # noqa: E402
 from legacy import apply_legacy_schema  # noqa: E402
 from legacy.bulk import fabricate_legacy_market_bulk  # noqa: E402
+from postgrest_standin import PgNetWorker, SupabaseApiStandin, serve_function  # noqa: E402
 
 # ACCESS EXCLUSIVE locks held on the market tables (new or legacy), for scenario 10.
 LOCK_POLL = """
@@ -52,18 +53,19 @@ SCALES: dict[str, dict[str, int]] = {
                  stats_issuers=1_000, stats_issuers_big=10_000, stats_trades=1_000_000,
                  snap_issuers=1_000, snap_trades=100_000, catchup_days=7,
                  cleanup=1_000_000, adopt_users=100_000, adopt_trades=1_000_000,
-                 adopt_ticks=1_000_000),
+                 adopt_ticks=1_000_000, wake_rate=1_000, wake_seconds=30),
     "small": dict(users=2_000, tickers=100, drain_small=2_000, drain=20_000,
                   retained=200_000, hot=4_000, placements=4_000,
                   stats_issuers=100, stats_issuers_big=1_000, stats_trades=100_000,
                   snap_issuers=100, snap_trades=10_000, catchup_days=7,
                   cleanup=200_000, adopt_users=10_000, adopt_trades=100_000,
-                  adopt_ticks=100_000),
+                  adopt_ticks=100_000, wake_rate=200, wake_seconds=10),
     "tiny": dict(users=100, tickers=10, drain_small=100, drain=500,
                  retained=2_000, hot=200, placements=100,
                  stats_issuers=10, stats_issuers_big=20, stats_trades=1_000,
                  snap_issuers=10, snap_trades=500, catchup_days=2,
-                 cleanup=2_000, adopt_users=200, adopt_trades=2_000, adopt_ticks=2_000),
+                 cleanup=2_000, adopt_users=200, adopt_trades=2_000, adopt_ticks=2_000,
+                 wake_rate=50, wake_seconds=2),
 }
 
 BALANCE = 1_000_000  # USDP each user starts with: enough for every buy of the bench
@@ -468,20 +470,29 @@ class Bench:
             ratio.runs = [v / base for v in f.runs]
         ratio2.runs = [v / one.median for v in two.runs]
 
+    def configure_webhook(self, project_url: str, secret_key: str) -> None:
+        """Vault's two secrets, as docs/webhook.md sets them; no wake queued, no drain."""
+        with admin(self.c) as conn:
+            conn.execute("delete from vault.secrets where name in"
+                         " ('project_url', 'process_queue_secret_key', 'process_queue_invoke_key')")
+            conn.execute("select vault.create_secret(%s, 'project_url')", (project_url,))
+            conn.execute("select vault.create_secret(%s, 'process_queue_secret_key')",
+                         (secret_key,))
+            conn.execute("insert into pauv.process_queue_wake_state default values"
+                         " on conflict (id) do update set wake_requested_at = null,"
+                         " drain_id = null, drain_seen_at = null")
+
     def scenario_8(self) -> None:
         s = self.s
         f = self.fig("8a", label="place_order, 4 connections", unit="placements/s",
                      size=f"{s['placements']:,} placements / {s['users']:,} users")
-        hooks = self.fig("8b", label="webhook requests per INSERT statement", unit="req/stmt",
-                         target="= 1", check=lambda v: v == 1,
+        hooks = self.fig("8b", label="webhook requests, function unreachable", unit="requests",
+                         target="<= 1 + elapsed / wake_timeout",
                          size=f"{s['placements']:,} single + 1 x 100-row INSERT")
         for _ in range(self.runs):
             load_market(self.c, tickers=s["tickers"], users=s["users"])
-            with admin(self.c) as conn:
-                conn.execute("delete from vault.secrets"
-                             " where name in ('project_url', 'process_queue_invoke_key')")
-                conn.execute("select vault.create_secret('http://127.0.0.1:9/', 'project_url')")
-                conn.execute("select vault.create_secret('bench-key', 'process_queue_invoke_key')")
+            # Nothing listens on port 9: every wake is lost, as when the function is down.
+            self.configure_webhook("http://127.0.0.1:9/", "sb_secret_bench")
             vacuum(self.c)
             placers = [Placer(self.c) for _ in range(4)]
             users = placers[0].users
@@ -501,7 +512,7 @@ class Bench:
                     p.close()
             placed = per * 4
             f.runs.append(placed / elapsed)
-            # One multi-row INSERT statement (as the service role might backfill): one request.
+            # One multi-row INSERT statement (as the service role might backfill).
             with admin(self.c) as conn:
                 conn.execute(f"""
                     insert into public.queue (user_id, ticker, order_type, amount_usdp)
@@ -509,15 +520,100 @@ class Bench:
                     from generate_series(1, 100) as i
                 """)
                 requests = conn.execute("select count(*) from net.http_request_queue").fetchone()[0]
+                timeout = conn.execute("select extract(epoch from wake_timeout)::float"
+                                       " from pauv.process_queue_wake_state").fetchone()[0]
             statements = placed + 1
-            hooks.runs.append(requests / statements)
+            bound = 1 + elapsed / timeout
+            hooks.check = lambda v, bound=bound: v <= bound
+            hooks.runs.append(requests)
             hooks.note = (f"{requests:,} pg_net requests for {statements:,} INSERT statements "
-                          f"({placed + 100:,} rows)")
+                          f"({placed + 100:,} rows) in {elapsed:.1f} s; bound {bound:.1f}")
             self.log(f"{placed} placements in {elapsed:.2f} s ({placed / elapsed:,.0f}/s),"
                      f" max latency {max(max(p.latencies) for p in placers) * 1000:.1f} ms;"
                      f" {requests} requests / {statements} statements")
             drain_all(self.c)
             self.log(audit_clean(self.c))
+
+    def scenario_9(self) -> None:
+        """Issue 11 item 3: a sustained placement rate with the process-queue function
+        running behind the gateway stand-in and a running pg_net worker. Wakes are
+        coalesced: invocations follow the work, not the INSERT rate."""
+        s = self.s
+        rate, seconds = s["wake_rate"], s["wake_seconds"]
+        size = f"{rate:,}/s paced for {seconds} s, {s['users']:,} users"
+        achieved = self.fig("9a", label="placements/s achieved (paced)", unit="placements/s",
+                            target=f">= {rate * 0.9:,.0f}", check=lambda v: v >= rate * 0.9,
+                            size=size)
+        calls = self.fig("9b", label="function invocations per second", unit="1/s",
+                         target="<= 1", check=lambda v: v <= 1, size=size)
+        p50 = self.fig("9c", label="placement to execution, p50", unit="ms",
+                       target="<= 1,000", check=lambda v: v <= 1000, size=size)
+        p99 = self.fig("9d", label="placement to execution, p99", unit="ms",
+                       target="<= 5,000", check=lambda v: v <= 5000, size=size)
+        threads = max(1, min(8, rate // 100))
+        deno_env = dict(os.environ) | {"NO_COLOR": "1"}
+        deno_env.setdefault("DENO_DIR", str(ROOT / "node_modules" / ".cache" / "deno"))
+        api = SupabaseApiStandin(self.c.dsn).start()
+        try:
+            with serve_function(api, "process-queue", ROOT / "node_modules" / ".bin" / "deno",
+                                ROOT / "supabase" / "functions" / "process-queue", deno_env,
+                                verify_jwt=False):
+                for _ in range(self.runs):
+                    load_market(self.c, tickers=s["tickers"], users=s["users"])
+                    self.configure_webhook(api.url, api.secret_keys["default"])
+                    vacuum(self.c)
+                    self.paced_placements(rate, seconds, threads, achieved, calls, p50, p99)
+        finally:
+            api.stop()
+
+    def paced_placements(self, rate: int, seconds: int, threads: int, achieved: Figure,
+                         calls: Figure, p50: Figure, p99: Figure) -> None:
+        placers = [Placer(self.c) for _ in range(threads)]
+        users, tickers = placers[0].users, placers[0].tickers
+        per = rate * seconds // threads
+        interval = threads / rate
+        with PgNetWorker(self.c.dsn("supabase_admin")) as worker:
+            start = time.monotonic() + 0.2
+
+            def run(i: int) -> None:
+                for n in range(per):
+                    due = start + n * interval + i * interval / threads
+                    if (wait := due - time.monotonic()) > 0:
+                        time.sleep(wait)
+                    k = n * threads + i
+                    placers[i].place(users[k % len(users)], tickers[k % len(tickers)], "1")
+
+            try:
+                elapsed = run_in_threads(run, threads) - 0.2
+            finally:
+                for p in placers:
+                    p.close()
+            deadline = time.monotonic() + 60
+            while pending(self.c) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            left = pending(self.c)
+        invocations = len(worker.sent)  # every request sent and answered by now
+        if left:
+            raise AssertionError(f"{left} orders still pending 60 s after the load")
+        with self.c.connect(autocommit=True) as conn:
+            q50, q99, done, failed = conn.execute("""
+                select
+                    percentile_cont(0.5) within group (order by processed_at - date),
+                    percentile_cont(0.99) within group (order by processed_at - date),
+                    count(*), count(*) filter (where status = 'failed')
+                from public.queue where status in ('completed', 'failed')
+            """).fetchone()
+        placed = done
+        achieved.runs.append(placed / elapsed)
+        calls.runs.append(invocations / elapsed)
+        p50.runs.append(q50.total_seconds() * 1000)
+        p99.runs.append(q99.total_seconds() * 1000)
+        statuses = sorted({st for _, _, st in worker.sent}, key=str)
+        calls.note = (f"{invocations} invocations (HTTP {statuses}) for {placed:,} placements "
+                      f"in {elapsed:.1f} s; {failed} failed orders")
+        self.log(f"{placed} placed in {elapsed:.1f} s, {invocations} invocations, "
+                 f"p50 {q50.total_seconds() * 1000:.0f} ms, p99 {q99.total_seconds() * 1000:.0f}"
+                 f" ms; {audit_clean(self.c)}")
 
     # --- scheduled jobs (issue 4): skipped with a note when this build lacks them --------
 
@@ -726,7 +822,7 @@ class Bench:
                          f" {longest_rel[1]}; audit clean")
 
 
-SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "10"]
+SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
 
 
 def main(argv: list[str] | None = None) -> int:

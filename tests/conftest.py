@@ -7,12 +7,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
-import tempfile
-import time
-import urllib.error
-import urllib.request
+import tomllib
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
@@ -21,11 +17,17 @@ import psycopg
 import pytest
 
 from harness import MIGRATIONS, ROOT, Cluster, throwaway_cluster
-from harness import free_port as _free_port
 
 from legacy import apply_legacy_schema
 from legacy.market import build_legacy_market
-from postgrest_standin import SupabaseApiStandin, project_key
+from postgrest_standin import (
+    FunctionStartError,
+    SupabaseApiStandin,
+    new_api_key,
+    project_key,
+    send_http_request,
+    serve_function,
+)
 
 __all__ = ["MIGRATIONS", "ROOT", "Cluster"]
 
@@ -201,54 +203,53 @@ def deno_env() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def api_keys() -> dict[str, str]:
-    """The project's anon and service_role keys (JWTs signed with the test secret)."""
-    return {"anon": project_key("anon"), "service_role": project_key("service_role")}
+def api_keys(supabase_api: SupabaseApiStandin) -> dict[str, str]:
+    """The project's keys: the legacy anon and service_role JWTs (signed with the test
+    secret), the default publishable and secret keys, and 'webhook', a secret key of its
+    own for the queue webhook (named process_queue_webhook, as docs/webhook.md says)."""
+    return {"anon": project_key("anon"), "service_role": project_key("service_role"),
+            "publishable": supabase_api.publishable_keys["default"],
+            "secret": supabase_api.secret_keys["default"],
+            "webhook": supabase_api.secret_keys["process_queue_webhook"]}
 
 
 @pytest.fixture(scope="session")
 def supabase_api(cluster: Cluster) -> Iterator[SupabaseApiStandin]:
     """The project URL: /rest/v1/rpc/<fn> on the throwaway database, /functions/v1/<name>."""
-    api = SupabaseApiStandin(cluster.dsn).start()
+    api = SupabaseApiStandin(cluster.dsn)
+    api.secret_keys["process_queue_webhook"] = new_api_key("secret")
+    api.start()
     try:
         yield api
     finally:
         api.stop()
 
 
+def function_config(name: str) -> dict:
+    """The [functions.<name>] table of supabase/config.toml (verify_jwt, entrypoint...)."""
+    return tomllib.loads((ROOT / "supabase" / "config.toml").read_text())["functions"][name]
+
+
+@contextlib.contextmanager
+def serve_process_queue(api: SupabaseApiStandin, extra_env: dict[str, str] | None = None
+                        ) -> Iterator[str]:
+    """supabase/functions/process-queue served by the real Deno behind the gateway stand-in
+    (postgrest_standin.serve_function), with config.toml's verify_jwt. Yields its URL."""
+    try:
+        with serve_function(api, "process-queue", DENO, FUNCTIONS / "process-queue",
+                            deno_env() | (extra_env or {}),
+                            verify_jwt=function_config("process-queue")["verify_jwt"]) as url:
+            yield url
+    except FunctionStartError as e:
+        pytest.fail(str(e))
+
+
 @pytest.fixture(scope="session")
 def process_queue_function(supabase_api: SupabaseApiStandin,
                            api_keys: dict[str, str]) -> Iterator[str]:
-    """supabase/functions/process-queue served by the real Deno on a free port, with the
-    environment the edge runtime gives it, registered behind the functions gateway."""
-    port = _free_port()
-    env = deno_env() | {
-        "SUPABASE_URL": supabase_api.url,
-        "SUPABASE_SERVICE_ROLE_KEY": api_keys["service_role"],
-        "PROCESS_QUEUE_PORT": str(port),
-    }
-    log = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [str(DENO), "run", "--frozen", "--no-prompt", "--allow-net", "--allow-env", "index.ts"],
-        cwd=FUNCTIONS / "process-queue", env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 120  # the first run fetches supabase-js from npm
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"deno exited with {proc.returncode}:\n{log.read().decode()}")
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-                break
-            if time.monotonic() > deadline:
-                pytest.fail("the process-queue function did not start listening in 120 s")
-            time.sleep(0.1)
-        supabase_api.register_function("process-queue", f"http://127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        log.close()
+    """The process-queue function, running for the whole session (see serve_process_queue)."""
+    with serve_process_queue(supabase_api) as url:
+        yield url
 
 
 def deliver_http_requests(cluster: Cluster) -> list[dict]:
@@ -261,32 +262,18 @@ def deliver_http_requests(cluster: Cluster) -> list[dict]:
             " returning id, method, url, headers, body, timeout_milliseconds"
         ).fetchall()
         for request_id, method, url, headers, body, timeout_ms in sorted(requests):
-            req = urllib.request.Request(url, data=bytes(body) if body is not None else None,
-                                         headers=headers, method=method.upper())
-            status = content_type = content = error = None
-            response_headers: dict[str, str] = {}
-            timed_out = False
-            try:
-                with urllib.request.urlopen(req, timeout=timeout_ms / 1000) as res:
-                    status, content = res.status, res.read().decode()
-                    response_headers = dict(res.headers.items())
-            except urllib.error.HTTPError as e:
-                status, content = e.code, e.read().decode()
-                response_headers = dict(e.headers.items())
-            except TimeoutError as e:
-                timed_out, error = True, str(e)
-            except urllib.error.URLError as e:
-                error = str(e.reason)
-            content_type = response_headers.get("Content-Type")
+            answer = send_http_request(method, url, headers,
+                                       bytes(body) if body is not None else None, timeout_ms)
             conn.execute(
                 "insert into net._http_response"
                 " (id, status_code, content_type, headers, content, timed_out, error_msg)"
                 " values (%s, %s, %s, %s, %s, %s, %s)",
-                (request_id, status, content_type, json.dumps(response_headers), content,
-                 timed_out, error),
+                (request_id, answer["status"], answer["headers"].get("Content-Type"),
+                 json.dumps(answer["headers"]), answer["content"], answer["timed_out"],
+                 answer["error"]),
             )
-            delivered.append({"id": request_id, "status": status, "content": content,
-                              "error": error})
+            delivered.append({"id": request_id, "status": answer["status"],
+                              "content": answer["content"], "error": answer["error"]})
     return delivered
 
 

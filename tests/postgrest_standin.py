@@ -1,29 +1,42 @@
-"""Stand-in for a Supabase project's HTTP API, for tests only (Supabase itself cannot run
-here). One local server plays the two routes our code uses:
+"""A stand-in for a Supabase project's HTTP API, for tests only (Supabase itself cannot run
+here). One local server plays the two routes our code uses, with both kinds of API keys:
+the new ones (``sb_publishable_...``, ``sb_secret_...``: opaque strings, held in named sets
+as the platform gives them to functions) and, until they are disabled, the legacy JWT keys.
 
-- ``POST /rest/v1/rpc/<function>``: PostgREST's RPC. The caller's JWT (``Authorization:
-  Bearer``, else ``apikey``) is verified (HS256, test secret) and its ``role`` claim becomes
-  the database role: the server connects as ``authenticator``, then ``set local role`` and
+- ``POST /rest/v1/rpc/<function>``: the API gateway and PostgREST's RPC. The ``apikey``
+  header is required. A new-format key is looked up: a secret key acts as
+  ``service_role``, a publishable key as ``anon`` (or as the user whose JWT, HS256 with
+  the test secret, is the bearer token); an unknown one is refused. A legacy key (a JWT) is
+  verified, and its ``role`` claim (or the bearer's) is used, unless legacy keys have been
+  disabled. The server connects as ``authenticator``, then ``set local role`` and
   ``request.jwt.claims``, calls ``public.<function>(name => value, ...)`` with the JSON
   body's keys as named arguments (cast to the parameter types, as PostgREST does) and
   answers the result as JSON. Errors answer ``{"code","message","details","hint"}`` with
   PostgREST's HTTP status for the SQLSTATE.
-- ``/functions/v1/<name>``: the edge functions gateway. With verify_jwt (the default) the
-  bearer token must be a valid project JWT; the request is then proxied to the function
-  registered under that name (a real ``deno run`` of it, in the tests).
+- ``/functions/v1/<name>``: the edge functions gateway. With ``verify_jwt = false`` it
+  passes every request through untouched; with ``verify_jwt = true`` the bearer token must
+  be a valid project JWT. The request is proxied to the function registered under that
+  name (a real ``deno serve`` of it, in the tests).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
+import secrets
+import socket
+import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -49,6 +62,11 @@ def make_jwt(claims: dict[str, Any], secret: str = TEST_JWT_SECRET) -> str:
     payload = _b64url(json.dumps(claims, separators=(",", ":")).encode())
     signature = hmac.new(secret.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
     return f"{header}.{payload}.{_b64url(signature)}"
+
+
+def new_api_key(kind: str) -> str:
+    """A new-format API key of `kind` ('secret' or 'publishable'): opaque, random."""
+    return f"sb_{kind}_{secrets.token_urlsafe(24)}"
 
 
 def project_key(role: str, secret: str = TEST_JWT_SECRET) -> str:
@@ -114,6 +132,11 @@ class SupabaseApiStandin:
         # dsn_for_role(role) -> libpq DSN; the RPC route connects as 'authenticator'.
         self._dsn_for_role = dsn_for_role
         self.jwt_secret = jwt_secret
+        # The project's API keys by name, as SUPABASE_SECRET_KEYS / _PUBLISHABLE_KEYS hold
+        # them; tests add and delete keys as an operator does in the dashboard.
+        self.secret_keys: dict[str, str] = {"default": new_api_key("secret")}
+        self.publishable_keys: dict[str, str] = {"default": new_api_key("publishable")}
+        self.legacy_keys_enabled = True
         self.functions: dict[str, tuple[str, bool]] = {}  # name -> (upstream URL, verify_jwt)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -124,7 +147,20 @@ class SupabaseApiStandin:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def register_function(self, name: str, upstream_url: str, verify_jwt: bool = True) -> None:
+    def function_env(self) -> dict[str, str]:
+        """What the platform gives every function: the URL and the keys, the legacy ones
+        too while they are enabled."""
+        env = {
+            "SUPABASE_URL": self.url,
+            "SUPABASE_SECRET_KEYS": json.dumps(self.secret_keys),
+            "SUPABASE_PUBLISHABLE_KEYS": json.dumps(self.publishable_keys),
+        }
+        if self.legacy_keys_enabled:
+            env["SUPABASE_SERVICE_ROLE_KEY"] = project_key("service_role", self.jwt_secret)
+            env["SUPABASE_ANON_KEY"] = project_key("anon", self.jwt_secret)
+        return env
+
+    def register_function(self, name: str, upstream_url: str, verify_jwt: bool) -> None:
         self.functions[name] = (upstream_url.rstrip("/"), verify_jwt)
 
     def start(self) -> SupabaseApiStandin:
@@ -144,11 +180,10 @@ class SupabaseApiStandin:
             return 401, {"message": "No API key found in request",
                          "hint": "No `apikey` request header or url param was found."}
         auth = headers.get("authorization", "")
-        token = auth[7:] if auth.lower().startswith("bearer ") else apikey
-        try:
-            claims = verify_jwt(token, self.jwt_secret)
-        except JwtError as e:
-            return 401, _error(e.code, e.message)
+        bearer = auth[7:] if auth.lower().startswith("bearer ") else None
+        claims = self._claims_for(apikey, bearer)
+        if isinstance(claims, tuple):
+            return claims
         role = claims.get("role")
         if role not in ("anon", "authenticated", "service_role"):
             return 401, _error("PGRST301", f"role {role!r} is not an API role")
@@ -181,6 +216,30 @@ class SupabaseApiStandin:
                     sqlstate, diag.message_primary or str(e), diag.message_detail,
                     diag.message_hint)
         return 200, value
+
+    def _claims_for(self, apikey: str, bearer: str | None) -> dict[str, Any] | tuple[int, Any]:
+        """The JWT claims the request runs with, or the gateway's error response."""
+        if apikey.startswith("sb_"):
+            if apikey in self.secret_keys.values():
+                key_role = "service_role"
+            elif apikey in self.publishable_keys.values():
+                key_role = "anon"
+            else:
+                return 401, {"message": "Invalid API key",
+                             "hint": "Double check the provided API key as it is not valid."}
+            if bearer is None or bearer == apikey:
+                # The gateway mints a short-lived JWT of the key's role for PostgREST.
+                return {"iss": "supabase", "role": key_role}
+            token = bearer
+        else:
+            if not self.legacy_keys_enabled:
+                return 401, {"message": "Legacy API keys are disabled",
+                             "hint": "Use the publishable or secret API keys instead."}
+            token = bearer or apikey
+        try:
+            return verify_jwt(token, self.jwt_secret)
+        except JwtError as e:
+            return 401, _error(e.code, e.message)
 
     @staticmethod
     def _find_function(conn: psycopg.Connection, function: str,
@@ -247,7 +306,9 @@ class SupabaseApiStandin:
                 return 401, {"Content-Type": "application/json"}, json.dumps(
                     {"code": 401, "message": "Missing authorization header"}).encode()
             try:
-                verify_jwt(auth[7:], self.jwt_secret)
+                claims = verify_jwt(auth[7:], self.jwt_secret)
+                if not self.legacy_keys_enabled and "sub" not in claims:
+                    raise JwtError("PGRST301", "legacy API key")  # anon / service_role
             except JwtError:
                 return 401, {"Content-Type": "application/json"}, json.dumps(
                     {"code": 401, "message": "Invalid JWT"}).encode()
@@ -304,3 +365,118 @@ class SupabaseApiStandin:
             do_GET = do_POST = do_OPTIONS = do_PATCH = do_DELETE = _route
 
         return Handler
+
+
+# --- an edge function under Deno, and pg_net's worker -------------------------------------------
+
+
+class FunctionStartError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve_function(api: SupabaseApiStandin, name: str, deno: Path, function_dir: Path,
+                   env: dict[str, str], verify_jwt: bool) -> Iterator[str]:
+    """The function in `function_dir` served by the real Deno (`deno serve`, as the edge
+    runtime serves its default export) on a free port, with `env` plus what the platform
+    gives every function now (api.function_env()), registered behind the gateway as `name`.
+    Yields its own URL; the instance registered before it serves again afterwards."""
+    port = _free_port()
+    previous = api.functions.get(name)
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(
+        [str(deno), "serve", "--frozen", "--no-prompt", "--allow-net", "--allow-env",
+         "--host", "127.0.0.1", "--port", str(port), "index.ts"],
+        cwd=function_dir, env=env | api.function_env(), stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 120  # the first run fetches the npm packages
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise FunctionStartError(f"deno exited with {proc.returncode}:\n"
+                                         f"{log.read().decode()}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+                break
+            if time.monotonic() > deadline:
+                raise FunctionStartError(f"the {name} function did not start listening in 120 s")
+            time.sleep(0.1)
+        api.register_function(name, f"http://127.0.0.1:{port}", verify_jwt=verify_jwt)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if previous is not None:
+            api.functions[name] = previous
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+def send_http_request(method: str, url: str, headers: dict, body: bytes | None,
+                      timeout_ms: int) -> dict[str, Any]:
+    """One request as pg_net's worker sends it; the row net._http_response would get."""
+    req = urllib.request.Request(url, data=body, headers=headers, method=method.upper())
+    out: dict[str, Any] = {"status": None, "content": None, "headers": {}, "timed_out": False,
+                           "error": None}
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_ms / 1000) as res:
+            out |= {"status": res.status, "content": res.read().decode(),
+                    "headers": dict(res.headers.items())}
+    except urllib.error.HTTPError as e:
+        out |= {"status": e.code, "content": e.read().decode(), "headers": dict(e.headers.items())}
+    except TimeoutError as e:
+        out |= {"timed_out": True, "error": str(e)}
+    except urllib.error.URLError as e:
+        out["error"] = str(e.reason)
+    return out
+
+
+class PgNetWorker:
+    """pg_net's background worker, running: every `poll_s` it takes the committed rows of
+    net.http_request_queue and sends each on its own thread (pg_net sends concurrently),
+    recording (queued id, when sent, status) in `sent`. For benchmarks; the tests deliver
+    synchronously (conftest.deliver_http_requests)."""
+
+    def __init__(self, dsn: str, poll_s: float = 0.01):
+        self._dsn = dsn
+        self._poll_s = poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._senders: list[threading.Thread] = []
+        self.sent: list[tuple[int, float, int | None]] = []
+
+    def __enter__(self) -> PgNetWorker:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        for t in self._senders:
+            t.join()
+
+    def _send(self, request_id: int, method: str, url: str, headers: dict, body: bytes | None,
+              timeout_ms: int) -> None:
+        at = time.monotonic()
+        self.sent.append((request_id, at, send_http_request(method, url, headers, body,
+                                                            timeout_ms)["status"]))
+
+    def _run(self) -> None:
+        with psycopg.connect(self._dsn, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "delete from net.http_request_queue"
+                    " returning id, method, url, headers, body, timeout_milliseconds"
+                ).fetchall()
+                for request_id, method, url, headers, body, timeout_ms in sorted(rows):
+                    t = threading.Thread(target=self._send, args=(
+                        request_id, method, url, headers,
+                        bytes(body) if body is not None else None, timeout_ms))
+                    t.start()
+                    self._senders.append(t)
+                self._stop.wait(self._poll_s)

@@ -73,8 +73,16 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.sweep_pending_orders(numeric)', '{service_role}'),
 ('pauv.purge_cron_job_run_details(interval, timestamptz)', '{}'),
 ('pauv.schedule_jobs()', '{}'),
--- Webhook (2026112815xxxx): a trigger function, called by no role.
-('pauv.notify_process_queue()', '{}');
+-- Webhook (2026112815xxxx and later): the trigger function and its helpers run as their
+-- owner, called by no role; the process-queue function reports its drains through two
+-- service-only RPCs (SECURITY INVOKER wrappers in public over DEFINER ones in pauv).
+('pauv.notify_process_queue()', '{}'),
+('pauv.send_process_queue_wake(jsonb)', '{}'),
+('pauv.lock_process_queue_wake(boolean)', '{}'),
+('pauv.begin_process_queue_drain()', '{service_role}'),
+('pauv.end_process_queue_drain(uuid, text)', '{service_role}'),
+('public.begin_process_queue_drain()', '{service_role}'),
+('public.end_process_queue_drain(uuid, text)', '{service_role}');
 
 select is_empty(
     $$select p.pronamespace::regnamespace || '.' || p.proname

@@ -1,7 +1,8 @@
 -- The queue webhook: a statement-level AFTER INSERT trigger on queue calling a private
--- SECURITY DEFINER function that no API role may call directly.
+-- SECURITY DEFINER function that no API role may call directly; the one-row wake state
+-- behind its coalescing, and the two drain RPCs only the service role may call.
 begin;
-select plan(10);
+select plan(21);
 
 select has_trigger('public', 'queue', 'process-queue-webhook', 'queue has the guide''s webhook');
 select trigger_is(
@@ -56,6 +57,54 @@ select function_privs_are(
 select function_privs_are(
     'pauv', 'notify_process_queue', array[]::name[], 'service_role', array[]::text[],
     'service_role cannot call the trigger function'
+);
+
+select has_table('pauv', 'process_queue_wake_state', 'the wake state lives in pauv');
+-- Its row is checked by behaviour (tests/test_webhook.py): other tests truncate pauv, and
+-- the trigger and begin_process_queue_drain() put the row back.
+select col_is_pk(
+    'pauv', 'process_queue_wake_state', 'id', 'one row at most: the key is a true boolean'
+);
+select col_default_is(
+    'pauv', 'process_queue_wake_state', 'wake_timeout', interval '10 seconds',
+    'a queued wake stands for 10 s by default'
+);
+select col_default_is(
+    'pauv', 'process_queue_wake_state', 'drain_timeout', interval '45 seconds',
+    'a drain counts as running 45 s after its last sign of life by default'
+);
+select table_privs_are(
+    'pauv', 'process_queue_wake_state', 'service_role', array[]::text[],
+    'service_role has no direct access to the wake state'
+);
+select is_definer(
+    'pauv', 'send_process_queue_wake', array['jsonb']::name[],
+    'the sender is SECURITY DEFINER: it reads the key from Vault'
+);
+select is(
+    (
+        select p.proconfig from pg_catalog.pg_proc as p
+        where p.oid = 'pauv.send_process_queue_wake(jsonb)'::regprocedure
+    ),
+    array['search_path=""'],
+    'the sender runs with an empty search_path'
+);
+select function_privs_are(
+    'pauv', 'send_process_queue_wake', array['jsonb']::name[], 'service_role', array[]::text[],
+    'no API role may send wakes (with the secret key) directly'
+);
+select function_privs_are(
+    'public', 'begin_process_queue_drain', array[]::name[], 'service_role', array['EXECUTE'],
+    'the function (service role) reports the start of a drain'
+);
+select function_privs_are(
+    'public', 'end_process_queue_drain', array['uuid', 'text']::name[], 'authenticated',
+    array[]::text[],
+    'signed-in users cannot end drains'
+);
+select isnt_definer(
+    'public', 'end_process_queue_drain', array['uuid', 'text']::name[],
+    'the public drain RPCs are SECURITY INVOKER wrappers over pauv'
 );
 
 select * from finish();  -- noqa: AM04
