@@ -321,6 +321,62 @@ def test_processors_stop_at_failure_and_keep_cost_basis(conn: psycopg.Connection
                         " and ticker = %s", (user_id, ticker)).fetchone() == (0, basis)
 
 
+def test_read_functions(conn: psycopg.Connection) -> None:
+    """Prices, charts, stats and accounts as §5 describes them, on a ticker with known ticks."""
+    conn.execute("insert into public.issuer_details (name, ticker) values ('Chart', 'CHART')")
+    conn.execute("insert into public.issuer_trading (ticker, base_price, current_price)"
+                 " values ('CHART', 2, 2)")
+    # listing tick at now(); rewrite times to a known grid, then add two more ticks
+    conn.execute("update public.price_history set timestamp = '2026-03-01 10:00+00'"
+                 " where ticker = 'CHART'")
+    conn.execute("insert into public.price_history (ticker, price, supply, timestamp) values"
+                 " ('CHART', 2.5, 50, '2026-03-01 10:03+00'), ('CHART', 2.2, 20, '2026-03-01 10:07+00')")
+    ohlc = conn.execute("select bucket, open, high, low, close, volume from public.get_ohlc_data("
+                        "'CHART', '5 minutes'::interval, '2026-03-01 10:00+00', '2026-03-01 11:00+00')"
+                        ).fetchall()
+    assert [r[1:] for r in ohlc] == [(2, Decimal("2.5"), 2, Decimal("2.5"), 50),
+                                     (Decimal("2.2"), Decimal("2.2"), Decimal("2.2"),
+                                      Decimal("2.2"), 30)]
+    chart = conn.execute("select bucket, close from public.get_chart_data_adaptive('CHART',"
+                         " '2026-03-01 10:01+00', '2026-03-01 11:00+00')").fetchall()
+    assert [r[1] for r in chart] == [2, Decimal("2.5"), Decimal("2.2")]  # carry-forward first
+    assert conn.execute("select out_price, out_supply from public.get_latest_price('CHART')"
+                        ).fetchone() == (Decimal("2.2"), 20)
+    # previous = newest tick at or before now() - period, else the oldest tick
+    assert conn.execute("select current_price, previous_price, price_change_percent"
+                        " from public.get_price_change('CHART', now() - '2026-03-01 10:05+00')"
+                        ).fetchone() == (Decimal("2.2"), Decimal("2.5"), Decimal("-12.00"))
+    assert conn.execute("select previous_price, price_change_percent"
+                        " from public.get_price_change('CHART', '5 years')").fetchone() == (
+        2, Decimal("10.00"))
+    conn.execute("select public.refresh_issuer_stats_cache()")
+    assert one(conn, "select out_market_cap from public.get_issuer_stats('chart')") == 0
+    caps = [r[0] for r in conn.execute("select out_market_cap from public.get_all_issuer_stats()")]
+    assert caps == sorted(caps, reverse=True) and len(caps) == 12
+    email = one(conn, "select email from auth.users order by id limit 1")
+    assert one(conn, "select public.check_email_exists(upper(%s))", (email,)) is True
+    as_api(conn, "anon")
+    with pytest.raises(psycopg.errors.InsufficientPrivilege):
+        conn.execute("select public.get_user_id_by_email(%s)", (email,))
+
+
+def test_waitlist_referral_moves_referrer_up_fifty(conn: psycopg.Connection) -> None:
+    referrer, position, code = conn.execute(
+        "select user_id, position, referral_code from public.waitlist order by position desc"
+        " limit 1 offset 10").fetchone()
+    newcomer = one(conn, "select user_id from public.waitlist order by position desc limit 1")
+    result = one(conn, "select public.process_referral(%s, lower(%s))", (newcomer, code))
+    assert result == {"success": True, "referrer_id": str(referrer), "new_position": position - 50}
+    assert conn.execute("select position, referral_count from public.waitlist where user_id = %s",
+                        (referrer,)).fetchone() == (position - 50, 1)
+    positions = [r[0] for r in conn.execute("select position from public.waitlist order by 1")]
+    assert positions == list(range(1, len(positions) + 1))
+    neighbors = conn.execute('select "position", "isCurrentUser" from'
+                             " public.get_waitlist_neighbors(%s, 2)", (referrer,)).fetchall()
+    assert neighbors == [(position - 52, False), (position - 51, False), (position - 50, True),
+                         (position - 49, False), (position - 48, False)]
+
+
 # --- the built market (§10) ---------------------------------------------------------------
 
 def test_market_shows_the_measured_data_facts(legacy: dict, conn: psycopg.Connection) -> None:
