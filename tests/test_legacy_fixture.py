@@ -35,9 +35,12 @@ def legacy() -> Iterator[dict]:
                 "details": conn.execute(
                     "select count(*) from public.issuer_details").fetchone()[0],
             }
-        push = c.push_migrations()
+            before_push = database_checksum(conn)
+            push = c.push_migrations()
+            after_push = database_checksum(conn)
         summary = build_legacy_market(c)
-        yield {"cluster": c, "fresh": fresh, "push": push, "summary": summary}
+        yield {"cluster": c, "fresh": fresh, "push": push, "summary": summary,
+               "checksums_around_push": (before_push, after_push)}
 
 
 @pytest.fixture
@@ -219,9 +222,11 @@ def test_history_and_cli_refuses_push(legacy: dict, conn: psycopg.Connection) ->
     assert push.returncode != 0
     assert "Remote migration versions not found in local migrations directory" in (
         push.stdout + push.stderr)
-    # the refused push wrote nothing
+    # the refused push wrote nothing: not one byte of catalog or data changed
     assert one(conn, "select count(*) from supabase_migrations.schema_migrations") == 59
     assert one(conn, "select to_regnamespace('pauv') is null")
+    before, after = legacy["checksums_around_push"]
+    assert before == after
 
 
 def test_publication_storage_and_seeds(legacy: dict, conn: psycopg.Connection) -> None:
