@@ -2,7 +2,7 @@
 # The main job's database: a local, durable PostgreSQL (PostgreSQL's default fsync,
 # synchronous_commit and full_page_writes) prepared like a Supabase project, with every
 # migration pushed by the real Supabase CLI.
-#   scripts/db.sh up | down | status | url
+#   scripts/db.sh up | down | status | url | down-command
 #
 # Safety: the data folder is only ever deleted or reused when it carries this checkout's
 # marker file, and never while a server runs on it (its postmaster.pid names a live
@@ -155,8 +155,11 @@ status)
 url)
     echo "$URL"
     ;;
+down-command)
+    echo "$DOWN_CMD"
+    ;;
 *)
-    echo "usage: scripts/db.sh up|down|status|url" >&2
+    echo "usage: scripts/db.sh up|down|status|url|down-command" >&2
     exit 2
     ;;
 esac
