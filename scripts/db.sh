@@ -49,15 +49,22 @@ pid_port() { sed -n 4p "$PGDATA_DIR/postmaster.pid" 2>/dev/null; }
 
 describe_pid() { ps -o user=,pid=,args= -p "$1" 2>/dev/null | head -c 200 || true; }
 
-# Exit unless the data folder may be touched: no live server on it, and it can be read.
-refuse_if_live() {
-    local pid status=0
-    pid=$(live_postmaster) || status=$?
+# Exit unless the data folder can be inspected (read its postmaster.pid).
+refuse_if_uninspectable() {
+    local status=0
+    live_postmaster >/dev/null || status=$?
     if [ "$status" -eq 2 ]; then
         echo "Refusing: $DATA_ROOT belongs to another user and cannot be inspected; it may be a" >&2
         echo "running server's data. Nothing was changed. Choose another PAUV_DB_PORT or PAUV_DATA_DIR." >&2
         exit 1
     fi
+}
+
+# Exit unless the data folder may be touched: no live server on it, and it can be read.
+refuse_if_live() {
+    local pid
+    refuse_if_uninspectable
+    pid=$(live_postmaster)
     if [ -n "$pid" ]; then
         echo "Refusing: $PGDATA_DIR belongs to a running server (pid $pid, port $(pid_port)):" >&2
         echo "  $(describe_pid "$pid")" >&2
@@ -73,6 +80,15 @@ running() {
     ours || return 1
     pid=$(live_postmaster 2>/dev/null) || return 1
     [ -n "$pid" ] && [ "$(pid_port)" = "$PORT" ] && port_in_use
+}
+
+# Stop this checkout's server as the user who owns its data folder (whoever started it).
+stop_server() {
+    if [ "$(id -u)" -eq 0 ]; then
+        (cd / && runuser -u "$(stat -c %U "$PGDATA_DIR")" -- "$(pg_bindir)/pg_ctl" stop -D "$PGDATA_DIR" -m fast) >/dev/null
+    else
+        "$(pg_bindir)/pg_ctl" stop -D "$PGDATA_DIR" -m fast >/dev/null
+    fi
 }
 
 start_server() {
@@ -128,13 +144,17 @@ up)
     echo "$URL"
     ;;
 down)
-    if running; then
-        as_pg_user "$(pg_bindir)/pg_ctl" stop -D "$PGDATA_DIR" -m fast >/dev/null
-        echo "Stopped the Pauv database on port $PORT."
-    elif [ -e "$DATA_ROOT" ] && ! ours; then
+    if [ -e "$DATA_ROOT" ] && ! ours; then
         echo "Not touching $DATA_ROOT: it was not created by this checkout ($PAUV_ROOT)."
         echo "Nothing was stopped or deleted."
         exit 0
+    fi
+    if [ -e "$DATA_ROOT" ]; then
+        refuse_if_uninspectable
+    fi
+    if running; then
+        stop_server
+        echo "Stopped the Pauv database on port $PORT."
     else
         echo "No Pauv database of this checkout is running on port $PORT."
     fi

@@ -153,3 +153,24 @@ def test_up_does_not_delete_a_stopped_folder_it_did_not_create(scratch: Path) ->
     down = db_sh("down", free_port(), root)
     assert "Nothing was stopped or deleted" in down.stdout
     assert (root / "data" / "precious").read_text() == "keep me"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs a second user: run as root")
+def test_an_ordinary_user_never_touches_a_folder_it_cannot_inspect(scratch: Path) -> None:
+    """As the issue found: an ordinary user's `make down` tried to delete a root-started
+    server's data. Here `postgres` plays the ordinary user; the folder carries this
+    checkout's marker but its data is root's (mode 0700), so nothing proves it stopped."""
+    if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-r", str(DB_SH)],
+                      check=False).returncode != 0:
+        pytest.skip("the checkout is not readable by the postgres user")
+    root, port = scratch / "roots", free_port()
+    (root / "data").mkdir(parents=True)
+    (root / "data").chmod(0o700)
+    (root / "data" / "postmaster.pid").write_text("1\n")
+    (root / "pauv-checkout").write_text(f"{ROOT}\n")
+    env = dict(os.environ, PAUV_DB_PORT=str(port), PAUV_DATA_DIR=str(root), HOME="/tmp")
+    for action in ("up", "down"):
+        out = subprocess.run(["runuser", "-u", "postgres", "--", "bash", str(DB_SH), action],
+                             env=env, capture_output=True, text=True, check=False, cwd="/")
+        assert out.returncode == 1 and "cannot be inspected" in out.stderr, out
+    assert (root / "data" / "postmaster.pid").read_text() == "1\n"
