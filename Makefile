@@ -1,6 +1,11 @@
-# The two commands of the README: `make up` (the main job) and `make test`.
-# Each installs what is missing first, so both work on a fresh machine.
+# The README's two commands: `make demo` (run it: the local database, a market session and
+# a report) and `make test` (test it). Each installs what is missing first, so both work on
+# a fresh machine. `make up` / `make down` / `make status` manage the local database alone.
 .PHONY: deps up down status test lint bench demo adopt process-queue process-queue-continuous
+
+# What sqlfluff lints, here and in .pre-commit-config.yaml (tests/test_tooling.py checks
+# that both name the same paths).
+LINT_PATHS := supabase/ demo/ tests/platform/
 
 deps:
 	@bash scripts/deps.sh
@@ -15,7 +20,7 @@ status:
 	@bash scripts/db.sh status
 
 lint: deps
-	.venv/bin/sqlfluff lint supabase/ demo/
+	.venv/bin/sqlfluff lint $(LINT_PATHS)
 
 test: deps lint
 	.venv/bin/pytest $(PYTEST_ARGS)
@@ -26,7 +31,8 @@ BENCH_ARGS ?= --scale full --runs 3
 bench: deps
 	.venv/bin/python tests/bench.py $(BENCH_ARGS)
 
-# The queue processor by hand against the local database (`make up` first).
+# The queue processor by hand against the local database (`make up` first), or PAUV_DB_URL;
+# the same script as `npm run process-queue:all` / `npm run process-queue:continuous`.
 process-queue:
 	@bash scripts/process-queue.sh all
 

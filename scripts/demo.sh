@@ -8,10 +8,12 @@ URL="$(scripts/db.sh url)"
 HOURS="${PAUV_DEMO_HOURS:-6}"
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$URL" "$@"; }
 
+# A fresh market: this checkout's database (running, or stopped with its data) is deleted
+# first; db.sh refuses, and stops the demo, if the folder or port is someone else's.
 if scripts/db.sh status >/dev/null 2>&1; then
     echo "Restarting the local database so the demo starts from a fresh market ..."
-    scripts/db.sh down >/dev/null
 fi
+scripts/db.sh down >/dev/null
 scripts/db.sh up
 
 echo
@@ -47,5 +49,5 @@ sql -f demo/03_report.sql
 echo
 echo "The database keeps running, with its pg_cron jobs active. Connect with:"
 echo "  psql '$URL'"
-echo "Stop it and delete its data with: make down"
+echo "Stop it and delete its data with: $(scripts/db.sh down-command)"
 echo "$URL"

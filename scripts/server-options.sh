@@ -1,8 +1,20 @@
 #!/usr/bin/env bash
-# Server settings shared by the main job and the test cluster: pg_cron preloaded and
-# living in the 'postgres' database, as on Supabase; jobs run in background workers so
-# they need no password.
+# Server settings: pg_cron preloaded and living in the 'postgres' database, as on Supabase;
+# jobs run in background workers so they need no password.
+#   scripts/server-options.sh            the local database of `make up` / `make demo`:
+#                                        durable (PostgreSQL's defaults: fsync,
+#                                        synchronous_commit and full_page_writes on)
+#   scripts/server-options.sh throwaway  the test and bench clusters, deleted after the run:
+#                                        no disk flushes (a crash may lose commits)
+set -euo pipefail
 echo "-c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_cron" \
     "-c cron.database_name=postgres -c cron.use_background_workers=on" \
-    "-c max_worker_processes=32 -c max_connections=200 -c timezone=UTC" \
-    "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    "-c max_worker_processes=32 -c max_connections=200 -c timezone=UTC"
+case "${1:-durable}" in
+durable) ;;
+throwaway) echo "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;
+*)
+    echo "usage: scripts/server-options.sh [durable|throwaway]" >&2
+    exit 2
+    ;;
+esac

@@ -27,8 +27,11 @@ def free_port() -> int:
 
 
 def server_options() -> str:
-    out = subprocess.check_output([str(ROOT / "scripts" / "server-options.sh")], text=True)
-    return " " + out.strip()
+    """The throwaway settings (no disk flushes): this cluster is deleted after the run."""
+    out = subprocess.check_output(
+        [str(ROOT / "scripts" / "server-options.sh"), "throwaway"], text=True
+    )
+    return " " + " ".join(out.split())
 
 
 class Cluster:

@@ -7,13 +7,19 @@ create role authenticated nologin noinherit;
 create role service_role nologin noinherit bypassrls;
 create role authenticator login noinherit;
 create role supabase_auth_admin nologin noinherit createrole;
-grant anon, authenticated, service_role to authenticator;
-grant anon, authenticated, service_role to postgres;
+-- One role per statement: sqlfluff's postgres dialect cannot parse a list of granted roles.
+grant anon to authenticator;
+grant authenticated to authenticator;
+grant service_role to authenticator;
+grant anon to postgres;
+grant authenticated to postgres;
+grant service_role to postgres;
 
 -- The project database belongs to 'postgres', which therefore owns schema public.
 alter database postgres owner to postgres;
 grant usage on schema public to anon, authenticated, service_role;
-alter database postgres set search_path to "$user", public, extensions;
+-- The linter cannot parse "$user" in a SET list (it is what Supabase sets, as written):
+alter database postgres set search_path to "$user", public, extensions;  -- noqa: PRS, RF05
 
 -- What Supabase still grants by default on objects 'postgres' creates in public:
 -- functions and sequences (tables no longer, since 2026-10-30). Our migrations must

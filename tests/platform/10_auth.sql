@@ -7,7 +7,8 @@ create table auth.users (
     instance_id uuid,
     id uuid primary key default gen_random_uuid(),
     aud varchar(255),
-    role varchar(255),
+    -- GoTrue's column name, a keyword:
+    role varchar(255),  -- noqa: RF04
     email varchar(255),
     encrypted_password varchar(255),
     raw_app_meta_data jsonb default '{}'::jsonb,

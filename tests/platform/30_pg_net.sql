@@ -10,7 +10,8 @@ check (value ilike 'get' or value ilike 'post' or value ilike 'delete');
 
 create unlogged table net.http_request_queue (
     id bigserial,
-    method net.http_method not null,
+    -- pg_net's column names, keywords (method, content):
+    method net.http_method not null,  -- noqa: RF04
     url text not null,
     headers jsonb not null,
     body bytea,
@@ -22,7 +23,7 @@ create unlogged table net._http_response (
     status_code integer,
     content_type text,
     headers jsonb,
-    content text,
+    content text,  -- noqa: RF04
     timed_out boolean,
     error_msg text,
     created timestamptz not null default now()

@@ -16,8 +16,9 @@ create table vault.secrets (
 );
 create unique index on vault.secrets using btree (name) where name is not null;
 
+-- Vault's column order (decrypted_secret after secret), so no wildcard-first ordering:
 create view vault.decrypted_secrets as
-select
+select  -- noqa: ST06
     s.id,
     s.name,
     s.description,

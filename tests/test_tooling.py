@@ -1,0 +1,80 @@
+"""The operator's tools agree with each other and work as the README writes them: one
+lint (make lint and pre-commit cover the same SQL), and the guide's npm commands for the
+queue processor."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import psycopg
+
+from conftest import ROOT, Cluster, new_issuer, new_user, signed_in
+
+
+def make_lint_paths() -> list[str]:
+    match = re.search(r"^LINT_PATHS := (.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, "the Makefile lost LINT_PATHS"
+    return match.group(1).split()
+
+
+def test_make_lint_and_pre_commit_lint_the_same_sql() -> None:
+    config = (ROOT / ".pre-commit-config.yaml").read_text()
+    pattern = re.search(r"^\s*files: (\S+)$", config, re.M)
+    assert pattern, ".pre-commit-config.yaml lost its files pattern"
+    tracked = subprocess.run(["git", "ls-files", "*.sql"], cwd=ROOT, capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tracked
+    by_make = {f for f in tracked if any(f.startswith(p) for p in make_lint_paths())}
+    by_hook = {f for f in tracked if re.search(pattern.group(1), f)}
+    assert by_make == by_hook
+    assert {"demo", "tests/platform"} <= {os.path.dirname(f) for f in by_make}
+    # ... with the sqlfluff that requirements-dev.txt installs.
+    pinned = re.search(r"^sqlfluff==(\S+)$", (ROOT / "requirements-dev.txt").read_text(), re.M)
+    assert pinned and f"rev: {pinned.group(1)}" in config
+
+
+def _pending_order(conn: psycopg.Connection, ticker: str) -> None:
+    new_issuer(conn, ticker)
+    buyer = new_user(conn, balance=100)
+    with signed_in(conn, buyer):
+        conn.execute("select public.place_order(%s, 'buy', 10)", (ticker,))
+    conn.commit()
+
+
+def _statuses(conn: psycopg.Connection) -> list[str]:
+    return [r[0] for r in conn.execute("select status from public.queue order by id")]
+
+
+def npm(script: str, cluster: Cluster, **kw) -> subprocess.Popen:
+    env = dict(os.environ, PAUV_DB_URL=cluster.url())
+    return subprocess.Popen(["npm", "run", "--silent", script], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_npm_run_process_queue_all_drains_the_queue(market: Cluster) -> None:
+    with market.connect() as conn:
+        _pending_order(conn, "NPMA")
+        assert _statuses(conn) == ["pending"]
+        out, _ = npm("process-queue:all", market).communicate(timeout=60)
+        assert '"successful": 1' in out, out
+        assert _statuses(conn) == ["completed"]
+
+
+def test_npm_run_process_queue_continuous_drains_until_interrupted(market: Cluster) -> None:
+    proc = npm("process-queue:continuous", market, start_new_session=True)
+    try:
+        with market.connect() as conn:
+            _pending_order(conn, "NPMC")
+            deadline = time.monotonic() + 30
+            while _statuses(conn) != ["completed"] and time.monotonic() < deadline:
+                conn.commit()
+                time.sleep(0.2)
+            assert _statuses(conn) == ["completed"]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert "Processing the queue continuously" in out and "stopped" in out, out
