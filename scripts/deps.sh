@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the database, its tests and its tools need on a fresh Debian
-# machine: PostgreSQL server + pg_cron + pgTAP + plpgsql_check, the Python venv, npm tools.
+# machine: PostgreSQL server + pg_cron + pgTAP + plpgsql_check + wal2json (the decoder
+# Supabase Realtime reads the WAL with), the Python venv, npm tools.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PAUV_ROOT"
@@ -15,7 +16,7 @@ if [ -z "$major" ]; then
     sudo_if_needed apt-get update -qq
     major=$(apt-cache depends postgresql | sed -n 's/.*Depends: postgresql-\([0-9]\+\)$/\1/p' | head -n 1)
 fi
-wanted="postgresql-$major postgresql-$major-cron postgresql-$major-pgtap postgresql-$major-plpgsql-check"
+wanted="postgresql-$major postgresql-$major-cron postgresql-$major-pgtap postgresql-$major-plpgsql-check postgresql-$major-wal2json"
 missing=""
 for pkg in $wanted; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

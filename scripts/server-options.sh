@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Server settings: pg_cron preloaded and living in the 'postgres' database, as on Supabase;
-# jobs run in background workers so they need no password.
+# jobs run in background workers so they need no password; wal_level=logical, as Supabase
+# runs it for Realtime (which decodes the WAL with wal2json).
 #   scripts/server-options.sh            the local database of `make up` / `make demo`:
 #                                        durable (PostgreSQL's defaults: fsync,
 #                                        synchronous_commit and full_page_writes on)
@@ -9,7 +10,8 @@
 set -euo pipefail
 echo "-c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_cron" \
     "-c cron.database_name=postgres -c cron.use_background_workers=on" \
-    "-c max_worker_processes=32 -c max_connections=200 -c timezone=UTC"
+    "-c max_worker_processes=32 -c max_connections=200 -c timezone=UTC" \
+    "-c wal_level=logical"
 case "${1:-durable}" in
 durable) ;;
 throwaway) echo "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;

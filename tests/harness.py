@@ -64,8 +64,8 @@ class Cluster:
 def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "", *,
                       push: bool = True) -> Iterator[Cluster]:
     """Start a cluster on a free port, prepare it (scripts/prepare-db.sh: platform
-    stand-ins, then `supabase db push` unless push=False), switch every cron job off so
-    none races the caller, and remove it all on exit. Raises CalledProcessError when
+    stand-ins, then `supabase db push` unless push=False), switch every cron job off (and
+    every job scheduled later) so none races the caller, and remove it all on exit. Raises CalledProcessError when
     preparing fails."""
     base = tempfile.mkdtemp(prefix=prefix)
     os.chmod(base, 0o755)
@@ -93,10 +93,20 @@ def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "", *,
         )
         c = Cluster("127.0.0.1", port, base)
         # The scheduler runs for real, but its jobs start inactive so they cannot race
-        # the caller (the sweeper would drain orders left pending). Whoever needs a job
-        # to fire switches it on.
+        # the caller (the sweeper would drain orders left pending), including jobs
+        # scheduled later, e.g. by `make adopt` onto a legacy cluster (a trigger on
+        # cron.job, this cluster only). Whoever needs a job to fire switches it on.
         with c.connect("supabase_admin", autocommit=True) as conn:
             conn.execute("update cron.job set active = false")
+            conn.execute(
+                "create function cron.harness_new_jobs_start_inactive() returns trigger"
+                " language plpgsql set search_path = '' as"
+                " $$ begin new.active := false; return new; end $$"
+            )
+            conn.execute(
+                "create trigger harness_new_jobs_start_inactive before insert on cron.job"
+                " for each row execute function cron.harness_new_jobs_start_inactive()"
+            )
         yield c
     finally:
         executor.stop()

@@ -191,6 +191,10 @@ def test_each_job_exists_once_and_the_apps_own_job_stays(adopted: psycopg.Connec
     assert counts["cleanup-rate-limit-log"] == 1
     commands = {j[0]: j[2] for j in jobs}
     assert commands["hourly-price-snapshot"] == "select public.snapshot_hourly_prices()"
+    # Scheduled, but none has fired here: these tests read the state the adoption left
+    # (a sweeper run at a minute's turn would execute the pending orders first).
+    assert rows(adopted, "select count(*) filter (where active) from cron.job") == [(0,)]
+    assert rows(adopted, "select count(*) from cron.job_run_details") == [(0,)]
 
 
 def test_no_legacy_trigger_writes_market_tables_behind_the_engine(adopted: psycopg.Connection) -> None:

@@ -160,6 +160,8 @@ def test_pg_cron_really_runs_the_refresh(market: Cluster) -> None:
             "select cron.schedule(%s, '* * * * *', 'select public.refresh_issuer_stats_cache()')",
             (name,),
         ).fetchone()[0]
+        # The harness makes new jobs start inactive: this one is meant to fire.
+        conn.execute("select cron.alter_job(%s, active => true)", (jobid,))
         try:
             status = None
             deadline = time.monotonic() + 80

@@ -351,14 +351,19 @@ def inject_inconsistencies(conn: psycopg.Connection) -> dict[str, int]:
         where t.current_supply {op} (select coalesce(sum(p.pv_amount), 0)
                                      from public.portfolio as p where p.ticker = t.ticker)"""
     # A holding lowered: supply above the holdings; raised: below. Price stays consistent.
-    ensure("supply_above_holdings", f"select ({drift.format(op='>')}) > 0", """
+    # Each case is made on a ticker that is not an instance of the other, so making one
+    # never undoes the other (the random run may have produced exactly one instance).
+    held = "(select coalesce(sum(h.pv_amount), 0) from public.portfolio as h where h.ticker = t.ticker)"
+    ensure("supply_above_holdings", f"select ({drift.format(op='>')}) > 0", f"""
         update public.portfolio set pv_amount = pv_amount - least(pv_amount, 3.5)
         where id = (select p.id from public.portfolio as p join public.issuer_trading as t
-                    using (ticker) where p.pv_amount > 0 order by t.ticker, p.id limit 1)""")
-    ensure("supply_below_holdings", f"select ({drift.format(op='<')}) > 0", """
+                    using (ticker) where p.pv_amount > 0 and t.current_supply >= {held}
+                    order by t.ticker, p.id limit 1)""")
+    ensure("supply_below_holdings", f"select ({drift.format(op='<')}) > 0", f"""
         update public.portfolio set pv_amount = pv_amount + 2.75
         where id = (select p.id from public.portfolio as p join public.issuer_trading as t
-                    using (ticker) where p.pv_amount > 0 order by t.ticker desc, p.id limit 1)""")
+                    using (ticker) where p.pv_amount > 0 and t.current_supply <= {held}
+                    order by t.ticker desc, p.id limit 1)""")
 
     curve = "(t.base_price * t.current_supply + t.price_step * t.current_supply ^ 2 / 2)"
     ensure("pool_below_curve",
@@ -369,7 +374,8 @@ def inject_inconsistencies(conn: psycopg.Connection) -> dict[str, int]:
            "select exists (select 1 from public.issuer_trading as t"
            f" where t.total_usdp - {curve} between 1 and 20)",
            f"update public.issuer_trading as t set total_usdp = {curve} + 3.27"
-           " where t.ticker = (select max(ticker) from public.issuer_trading where current_supply > 0)")
+           " where t.ticker = (select max(u.ticker) from public.issuer_trading as u"
+           f" where u.current_supply > 0 and u.total_usdp >= {curve.replace('t.', 'u.')})")
 
     ensure("details_without_trading",
            "select exists (select 1 from public.issuer_details as d where not exists"

@@ -49,11 +49,6 @@ alter table storage.objects enable row level security;
 grant all on storage.buckets, storage.objects
 to postgres, anon, authenticated, service_role;
 
--- Realtime --------------------------------------------------------------------------------
--- Empty at first; the project (as 'postgres', its owner) adds the tables it streams.
-create publication supabase_realtime;
-alter publication supabase_realtime owner to postgres;
-
 -- Database webhooks -------------------------------------------------------------------------
 -- Supabase's supabase_functions.http_request(url, method, headers, body, timeout_ms)
 -- trigger function, as Dashboard webhooks call it. This stand-in never touches the

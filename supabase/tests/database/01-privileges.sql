@@ -43,8 +43,12 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.cancel_order(bigint)', '{authenticated}'),
 ('pauv.ticker_lock_id(text)', '{service_role}'),
 ('pauv.stamp_queue_order()', '{service_role}'),
-('pauv.buy_quantity(numeric, numeric, numeric)', '{service_role}'),
-('pauv.sell_payout(numeric, numeric, numeric)', '{service_role}'),
+-- The curve math and the table-free order checks are pure: everyone may run them, for
+-- quote_order (SECURITY INVOKER), which anyone may call.
+('pauv.buy_quantity(numeric, numeric, numeric)', '{anon,authenticated,service_role}'),
+('pauv.sell_payout(numeric, numeric, numeric)', '{anon,authenticated,service_role}'),
+('pauv.check_order_amount(text, numeric)', '{anon,authenticated,service_role}'),
+('public.quote_order(text, text, numeric)', '{anon,authenticated,service_role}'),
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
 (
     'pauv.write_order_batch(text, timestamptz, bigint[], text[], uuid[], text[], text[], '
@@ -178,7 +182,8 @@ select schema_privs_are(
 );
 select schema_privs_are('public', 'service_role', array['USAGE'], 'service_role: usage on public');
 select schema_privs_are(
-    'pauv', 'anon', array['USAGE'], 'anon: usage on pauv, to reach pauv.compute_candles for charts'
+    'pauv', 'anon', array['USAGE'],
+    'anon: usage on pauv, to reach compute_candles (charts) and the pure functions of quote_order'
 );
 select schema_privs_are(
     'pauv', 'authenticated', array['USAGE'],

@@ -111,13 +111,21 @@ select ok(
 );
 select is(
     (
-        select array_agg(p.oid::regprocedure::text order by 1) from pg_proc as p
+        -- Ordered by the signature (an "order by 1" in an aggregate orders by a constant).
+        select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text)
+        from pg_proc as p
         where
             p.pronamespace = 'pauv'::regnamespace
             and has_function_privilege('anon', p.oid, 'execute')
     ),
-    array['pauv.compute_candles(text,interval,timestamp with time zone,timestamp with time zone)'],
-    'the only internal function anon may run is the candle computation behind get_ohlc_data'
+    array[
+        'pauv.buy_quantity(numeric,numeric,numeric)',
+        'pauv.check_order_amount(text,numeric)',
+        'pauv.compute_candles(text,interval,timestamp with time zone,timestamp with time zone)',
+        'pauv.sell_payout(numeric,numeric,numeric)'
+    ],
+    'the internal functions anon may run: the candle computation behind get_ohlc_data and '
+    || 'the pure functions behind quote_order'
 );
 select ok(
     (
