@@ -69,6 +69,7 @@ def _truncate_market(cluster: Cluster) -> None:
         tables = conn.execute(
             "select string_agg(format('%I.%I', schemaname, tablename), ', ')"
             " from pg_tables where schemaname in ('public', 'pauv')"
+            " or (schemaname, tablename) = ('realtime', 'messages')"
         ).fetchone()[0]
         conn.execute(f"truncate {tables}, auth.users restart identity cascade")
 

@@ -112,3 +112,44 @@ def test_a_users_order_topic_is_readable_by_that_user_only(db: psycopg.Connectio
     assert visible(bob, f"orders:{bob}") == 0     # nor read her messages from his own
     assert visible(alice, "orders:all") == 0      # no topic but one's own
     assert visible(None, f"orders:{alice}") == 0  # anon: nothing
+
+
+def test_each_finished_order_is_broadcast_to_its_owner_only(market: Cluster) -> None:
+    with market.connect() as conn:
+        new_issuer(conn, "FIL")
+        alice, bob = new_user(conn, balance=100), new_user(conn, balance=100)
+        conn.commit()
+        with signed_in(conn, alice):
+            bought = conn.execute("select id from public.place_order('FIL', 'buy', 10)").fetchone()[0]
+            kept = conn.execute("select id from public.place_order('FIL', 'buy', 5)").fetchone()[0]
+        with signed_in(conn, bob):
+            cancelled = conn.execute("select id from public.place_order('FIL', 'buy', 7)").fetchone()[0]
+            conn.execute("select public.cancel_order(%s)", (cancelled,))
+        conn.commit()
+        # Alice withdraws what her second buy needed: it fails when it executes.
+        conn.execute("select public.withdraw_usdp(%s, 90)", (alice,))
+        conn.commit()
+        assert drain(conn)["successful"] == 1
+        conn.commit()
+
+        def received(user: uuid.UUID) -> list[tuple]:
+            conn.execute("select set_config('realtime.topic', %s, false)", (f"orders:{user}",))
+            with signed_in(conn, user):
+                got = rows(conn, "select event, payload from realtime.messages"
+                                 " order by (payload ->> 'order_id')::bigint")
+            conn.rollback()
+            return got
+
+        alice_got = received(alice)
+        assert [(event, p["order_id"], p["status"]) for event, p in alice_got] == [
+            ("order_completed", bought, "completed"), ("order_failed", kept, "failed")]
+        assert set(alice_got[0][1]) == {"order_id", "ticker", "order_type", "status",
+                                        "error_message", "processed_at"}
+        assert (alice_got[0][1]["ticker"], alice_got[0][1]["order_type"]) == ("FIL", "buy")
+        assert alice_got[0][1]["error_message"] is None
+        assert "insufficient balance" in alice_got[1][1]["error_message"]
+        assert [(event, p["order_id"]) for event, p in received(bob)] == [
+            ("order_cancelled", cancelled)]
+        # Nothing else was broadcast: one message per order that left pending.
+        with market.connect("supabase_admin") as admin:
+            assert rows(admin, "select count(*) from realtime.messages") == [(3,)]

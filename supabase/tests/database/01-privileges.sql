@@ -49,6 +49,8 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.sell_payout(numeric, numeric, numeric)', '{anon,authenticated,service_role}'),
 ('pauv.check_order_amount(text, numeric)', '{anon,authenticated,service_role}'),
 ('public.quote_order(text, text, numeric)', '{anon,authenticated,service_role}'),
+-- Realtime (issue 16): a trigger function, executable by nobody.
+('pauv.broadcast_order_fills()', '{}'),
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
 (
     'pauv.write_order_batch(text, timestamptz, bigint[], text[], uuid[], text[], text[], '
