@@ -342,6 +342,24 @@ def test_api_roles_cannot_process_or_audit(db, role, call) -> None:
         db.execute(call)
 
 
+def test_service_role_runs_the_invariant_audit(db) -> None:
+    """Issue 11 item 4: granted to service_role, it failed with 42501 on the ledger."""
+    new_issuer(db, "AUD")
+    user = new_user(db, balance=100)
+    place(db, user, "AUD", "buy", "10")
+    drain(db)
+    with as_role(db, "service_role"):
+        assert audit(db) == []
+    # It really reads the ledger as service_role: a balance nobody deposited is reported.
+    db.execute("savepoint broken")
+    db.execute("update public.users set usdp_balance = usdp_balance + 1 where user_id = %s",
+               (user,))
+    with as_role(db, "service_role"):
+        assert audit(db) == [
+            ("conservation", None, "balances 91 + pools 10 = 101, net deposits 100")]
+    db.execute("rollback to savepoint broken")
+
+
 def test_service_role_processes_orders(db) -> None:
     new_issuer(db, "SRV")
     user = new_user(db, balance=100)
