@@ -111,13 +111,19 @@ select ok(
 );
 select is(
     (
-        select array_agg(p.oid::regprocedure::text order by 1) from pg_proc as p
+        -- Ordered by the text itself: "order by 1" in an aggregate orders by the constant.
+        select array_agg(p.oid::regprocedure::text order by p.oid::regprocedure::text)
+        from pg_proc as p
         where
             p.pronamespace = 'pauv'::regnamespace
             and has_function_privilege('anon', p.oid, 'execute')
     ),
-    array['pauv.compute_candles(text,interval,timestamp with time zone,timestamp with time zone)'],
-    'the only internal function anon may run is the candle computation behind get_ohlc_data'
+    array[
+        'pauv.checked_now(timestamp with time zone,interval,interval)',
+        'pauv.compute_candles(text,interval,timestamp with time zone,timestamp with time zone)'
+    ],
+    'the only internal functions anon may run are the two get_ohlc_data calls: the p_now check '
+    '(SECURITY INVOKER, reads nothing) and the candle computation'
 );
 select ok(
     (
