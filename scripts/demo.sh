@@ -6,6 +6,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$PAUV_ROOT"
 URL="$(scripts/db.sh url)"
 HOURS="${PAUV_DEMO_HOURS:-6}"
+# The processor stamps trades at most 1 day back (pauv.checked_now): the simulated hours,
+# which start at the last full hour minus HOURS, must fit in that day.
+if ! [[ "$HOURS" =~ ^[0-9]+$ ]] || ((HOURS < 1 || HOURS > 23)); then
+    echo "PAUV_DEMO_HOURS must be a whole number of hours from 1 to 23, got '$HOURS'" \
+        "(the order processor accepts trade times at most 1 day back)" >&2
+    exit 2
+fi
 sql() { psql -X -q -v ON_ERROR_STOP=1 "$URL" "$@"; }
 
 # A fresh market: this checkout's database (running, or stopped with its data) is deleted

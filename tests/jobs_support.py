@@ -6,7 +6,7 @@ without depending on the matching engine."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_DOWN, Decimal
 
 import psycopg
@@ -14,9 +14,17 @@ import psycopg
 UTC = timezone.utc
 
 
+# The job tests are written on a fixed calendar (March 2026), but the jobs refuse a p_now
+# more than 31 days back (pauv.checked_now). at() moves that calendar by whole days so its
+# last day, 2026-03-20, is yesterday: hours, days and their UTC alignment stay as written.
+CALENDAR_END = date(2026, 3, 21)
+CALENDAR_SHIFT = timedelta(days=(datetime.now(UTC).date() - CALENDAR_END).days)
+
+
 def at(text: str) -> datetime:
-    """A UTC timestamp from 'YYYY-MM-DD HH:MM[:SS[.ffffff]]'."""
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+    """The UTC time 'YYYY-MM-DD HH:MM[:SS[.ffffff]]' of the tests' calendar, moved by
+    CALENDAR_SHIFT whole days into the recent past."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC) + CALENDAR_SHIFT
 
 
 def trade(conn: psycopg.Connection, ticker: str, user_id: uuid.UUID, order_type: str,

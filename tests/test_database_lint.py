@@ -91,8 +91,6 @@ ALLOWED: tuple[Allowed, ...] = (
             "reads pg_stat_user_indexes.idx_scan: the test database serves no real traffic "
             "(and which tests ran first varies), so any index may count as unused; index "
             "usage is judged on the hosted project's own statistics"),
-    Allowed("lint", "plpgsql_check warning", "pauv.process_ticker_orders",
-            "fixed on branch reliability (untyped '{}' array initialisations)"),
     Allowed("ours", "anon_security_definer_function_executable",
             "pauv.compute_candles(p_ticker text, p_stride interval, p_from timestamp with time"
             " zone, p_to timestamp with time zone)",

@@ -251,6 +251,31 @@ def test_tickers_progress_in_parallel_and_a_busy_ticker_is_skipped_not_waited_fo
     first.close()
 
 
+def test_process_next_queue_order_says_the_tickers_are_busy_not_that_nothing_is_pending(
+    market: Cluster,
+) -> None:
+    users = setup_market(market, ["ONE", "TWO"], users=2, balance=1000)
+    queue_buys(market, [(users[0], "ONE", 10), (users[0], "ONE", 10), (users[1], "TWO", 10)])
+    # Another caller owns both tickers (their advisory locks, as a drain holds them).
+    holder = market.connect()
+    for ticker in ("ONE", "TWO"):
+        assert holder.execute("select pg_try_advisory_xact_lock(1885435254,"
+                              " pauv.ticker_lock_id(%s))", (ticker,)).fetchone()[0] is True
+    with market.connect(autocommit=True) as caller:
+        assert caller.execute("select public.process_next_queue_order()").fetchone()[0] == {
+            "processed": False,
+            "reason": "pending orders wait, but their tickers are busy in another caller, retry",
+            "busy_orders": 3,
+        }
+        holder.rollback()
+        assert caller.execute("select public.process_next_queue_order()").fetchone()[0][
+            "status"] == "completed"
+        drain(caller)
+        assert caller.execute("select public.process_next_queue_order()").fetchone()[0] == {
+            "processed": False, "reason": "no pending order"}
+    holder.close()
+
+
 def test_an_order_being_inserted_holds_back_its_ticker_so_fifo_cannot_break(
     market: Cluster,
 ) -> None:

@@ -2,7 +2,7 @@
 -- privileges of anon, authenticated and service_role (and PUBLIC). 02-rls.sql covers
 -- which rows they see, 03-api-role-attempts.sql what actually happens when they try.
 begin;
-select plan(50);
+select plan(51);
 
 -- Functions: the allow-list. Every function in public and pauv must be listed here with
 -- exactly the roles that may execute it; PUBLIC never may. Entries for functions that
@@ -79,6 +79,12 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.sweep_pending_orders(numeric)', '{service_role}'),
 ('pauv.purge_cron_job_run_details(interval, timestamptz)', '{}'),
 ('pauv.schedule_jobs()', '{}'),
+-- The check of every p_now argument (issue 11 item 6): SECURITY INVOKER, reads nothing;
+-- get_ohlc_data, which everyone may call, calls it.
+(
+    'pauv.checked_now(timestamptz, interval, interval)',
+    '{anon,authenticated,service_role}'
+),
 -- Webhook (2026112815xxxx and later): the trigger function and its helpers run as their
 -- owner, called by no role; the process-queue function reports its drains through two
 -- service-only RPCs (SECURITY INVOKER wrappers in public over DEFINER ones in pauv).
@@ -176,8 +182,9 @@ select function_privs_are(
     'service_role can execute withdraw_usdp'
 );
 
--- Schemas: the API roles use public; only service_role uses pauv (today). Nobody but
--- the owner creates objects in either.
+-- Schemas: the API roles use public, and pauv only to reach the functions the public
+-- wrappers call (no relation in pauv is theirs, below). Nobody but the owner creates objects
+-- in either.
 select schema_privs_are('public', 'anon', array['USAGE'], 'anon: usage on public');
 select schema_privs_are(
     'public', 'authenticated', array['USAGE'], 'authenticated: usage on public'
@@ -303,6 +310,11 @@ select is_empty(
              or has_table_privilege(r.role_name, c.oid, 'delete, truncate, trigger'))
       order by 1, 2$$,
     'no relation in pauv grants anything to PUBLIC, anon or authenticated'
+);
+-- The invariant audit (service_role) sums the deposit ledger: read access, nothing more.
+select table_privs_are(
+    'pauv', 'usdp_movements', 'service_role', array['SELECT'],
+    'service_role: select only on pauv.usdp_movements (for audit_market_invariants)'
 );
 select is_empty(
     $$select c.oid::regclass::text, r.role_name

@@ -121,11 +121,12 @@ select is(
     array[
         'pauv.buy_quantity(numeric,numeric,numeric)',
         'pauv.check_order_amount(text,numeric)',
+        'pauv.checked_now(timestamp with time zone,interval,interval)',
         'pauv.compute_candles(text,interval,timestamp with time zone,timestamp with time zone)',
         'pauv.sell_payout(numeric,numeric,numeric)'
     ],
-    'the internal functions anon may run: the candle computation behind get_ohlc_data and '
-    || 'the pure functions behind quote_order'
+    'the internal functions anon may run: the p_now check and the candle computation behind '
+    || 'get_ohlc_data, and the pure functions behind quote_order (none reads a private table)'
 );
 select ok(
     (
