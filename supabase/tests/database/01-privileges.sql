@@ -42,7 +42,13 @@ insert into function_allow_list (signature, allowed_roles) values
 ('public.cancel_order(bigint)', '{authenticated}'),
 ('pauv.cancel_order(bigint)', '{authenticated}'),
 ('pauv.ticker_lock_id(text)', '{service_role}'),
-('pauv.stamp_queue_order()', '{service_role}'),
+-- What may enter the queue (20261129xxxxxx): place_order and a direct INSERT (the
+-- trigger runs as whoever inserts, service_role) share the checks; the per-user intake
+-- lock writes an internal table, hence SECURITY DEFINER, for the service only.
+('pauv.admit_queue_order()', '{service_role}'),
+('pauv.check_order_input(text, text, numeric)', '{service_role}'),
+('pauv.lock_order_intake(uuid)', '{service_role}'),
+('pauv.check_pending_order_limit(uuid)', '{service_role}'),
 ('pauv.buy_quantity(numeric, numeric, numeric)', '{service_role}'),
 ('pauv.sell_payout(numeric, numeric, numeric)', '{service_role}'),
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
