@@ -18,6 +18,7 @@ comment on column pauv.order_intake_locks.intakes is
 revoke all on pauv.order_intake_locks from public, anon, authenticated, service_role;
 
 -- Validates an order's own fields; returns the amount at its shortest scale (same value).
+-- Messages show amounts trimmed too: a padded input must not make a 16 KB error.
 create function pauv.check_order_input(p_ticker text, p_order_type text, p_amount numeric)
 returns numeric
 language plpgsql
@@ -39,11 +40,13 @@ begin
             using errcode = 'invalid_parameter_value';
     end if;
     if p_order_type = 'buy' and p_amount <> round(p_amount, 6) then
-        raise exception 'a buy amount is USDP with at most 6 decimals, got %', p_amount
+        raise exception 'a buy amount is USDP with at most 6 decimals, got %',
+            pg_catalog.trim_scale(p_amount)
             using errcode = 'invalid_parameter_value';
     end if;
     if p_order_type = 'sell' and p_amount <> round(p_amount, 8) then
-        raise exception 'a sell amount is PV with at most 8 decimals, got %', p_amount
+        raise exception 'a sell amount is PV with at most 8 decimals, got %',
+            pg_catalog.trim_scale(p_amount)
             using errcode = 'invalid_parameter_value';
     end if;
     if not exists (select from public.issuer_trading as t where t.ticker = p_ticker) then
