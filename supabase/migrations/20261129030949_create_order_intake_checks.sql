@@ -69,12 +69,17 @@ security definer
 set search_path = ''
 as $$
 begin
-    if not exists (select from public.users as u where u.user_id = p_user_id) then
-        raise exception 'unknown user %: no account row', coalesce(p_user_id::text, 'null')
-            using errcode = 'no_data_found';
+    -- An update first: the common case, and a HOT update is cheaper than an upsert. A row
+    -- exists only for a user who exists (it goes with the users row).
+    update pauv.order_intake_locks as l set intakes = l.intakes + 1 where l.user_id = p_user_id;
+    if not found then
+        if not exists (select from public.users as u where u.user_id = p_user_id) then
+            raise exception 'unknown user %: no account row', coalesce(p_user_id::text, 'null')
+                using errcode = 'no_data_found';
+        end if;
+        insert into pauv.order_intake_locks as l (user_id) values (p_user_id)
+        on conflict (user_id) do update set intakes = l.intakes + 1;
     end if;
-    insert into pauv.order_intake_locks as l (user_id) values (p_user_id)
-    on conflict (user_id) do update set intakes = l.intakes + 1;
 end;
 $$;
 
