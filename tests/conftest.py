@@ -167,6 +167,19 @@ def new_issuer(conn: psycopg.Connection, ticker: str, base_price: Decimal | str 
     return ticker
 
 
+def money_state(conn: psycopg.Connection) -> tuple:
+    """Where the money and tokens are: balances, each issuer's supply and pool, holdings,
+    and the number of trades. A refused order must leave it unchanged."""
+    return conn.execute(
+        "select (select coalesce(sum(usdp_balance), 0) from public.users),"
+        " (select array_agg((ticker, current_supply, total_usdp) order by ticker)::text"
+        "  from public.issuer_trading),"
+        " (select array_agg((user_id, ticker, pv_amount) order by user_id, ticker)::text"
+        "  from public.portfolio),"
+        " (select count(*) from public.transactions)"
+    ).fetchone()
+
+
 def audit(conn: psycopg.Connection) -> list[tuple]:
     """Violated invariants of DESIGN.md, as the operators' audit reports them."""
     return conn.execute("select * from public.audit_market_invariants()").fetchall()

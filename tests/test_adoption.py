@@ -210,9 +210,9 @@ def test_no_legacy_trigger_writes_market_tables_behind_the_engine(adopted: psyco
         ("issuer_trading", "issuer_trading_set_updated_at"),
         ("portfolio", "portfolio_set_updated_at"),
         ("queue", "process-queue-webhook"),
+        ("queue", "queue_admit_order"),
         ("queue", "queue_broadcast_order_fills"),
         ("queue", "queue_set_updated_at"),
-        ("queue", "queue_stamp_order"),
         ("users", "on_user_created_add_to_waitlist"),
         ("users", "users_set_updated_at"),
     ]

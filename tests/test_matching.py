@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import curve_oracle as oracle
-from conftest import as_role, audit, drain, new_issuer, new_user, signed_in
+from conftest import as_role, audit, drain, money_state, new_issuer, new_user, signed_in
 
 HYPOTHESIS = settings(max_examples=60, deadline=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -30,17 +30,6 @@ def place(conn, user_id, ticker, order_type, amount, client_order_id=None):
             "select id, status from public.place_order(%s, %s, %s, %s)",
             (ticker, order_type, Decimal(amount) if amount is not None else None, client_order_id),
         ).fetchone()
-
-
-def money_state(conn) -> tuple:
-    return conn.execute(
-        "select (select coalesce(sum(usdp_balance), 0) from public.users),"
-        " (select array_agg((ticker, current_supply, total_usdp) order by ticker)::text"
-        "  from public.issuer_trading),"
-        " (select array_agg((user_id, ticker, pv_amount) order by user_id, ticker)::text"
-        "  from public.portfolio),"
-        " (select count(*) from public.transactions)"
-    ).fetchone()
 
 
 # --- the curve functions against the oracle ---------------------------------------------
@@ -436,18 +425,20 @@ def test_direct_inserts_of_impossible_orders_are_refused(db, column, value, erro
                    " values (%(user_id)s, %(ticker)s, %(order_type)s, %(amount_usdp)s::numeric)", row)
 
 
-def test_orders_of_a_ticker_execute_in_date_then_id_order(db) -> None:
+def test_orders_of_a_ticker_execute_in_intake_order_whatever_date_is_written(db) -> None:
+    """Every new order is stamped when it enters the queue: an explicit date (here one in the
+    future, then one in the past) cannot reorder orders of a ticker."""
     new_issuer(db, "FIFO")
     user = new_user(db, balance=1000)
-    late = db.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp, date)"
-                      " values (%s, 'FIFO', 'buy', 10, '2026-11-28 12:00+00') returning id",
-                      (user,)).fetchone()[0]
-    early = db.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp, date)"
-                       " values (%s, 'FIFO', 'buy', 20, '2026-11-28 11:00+00') returning id",
+    first = db.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp, date)"
+                       " values (%s, 'FIFO', 'buy', 10, '2999-11-28 12:00+00') returning id",
                        (user,)).fetchone()[0]
+    second = db.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp, date)"
+                        " values (%s, 'FIFO', 'buy', 20, '2000-11-28 11:00+00') returning id",
+                        (user,)).fetchone()[0]
     drain(db)
     executed = db.execute("select queue_id from public.transactions order by id").fetchall()
-    assert executed == [(early,), (late,)]
+    assert executed == [(first,), (second,)]
     assert audit(db) == []
 
 

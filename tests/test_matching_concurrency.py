@@ -66,7 +66,7 @@ def test_two_concurrent_placements_cannot_spend_the_same_balance(market: Cluster
     with market.connect(autocommit=True) as watcher:
         for _ in range(200):
             waiting = watcher.execute(
-                "select count(*) from pg_stat_activity where wait_event = 'advisory'"
+                "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
             ).fetchone()[0]
             if waiting:
                 break

@@ -221,9 +221,11 @@ def test_no_new_wake_while_one_is_queued_until_it_times_out(funded_market) -> No
     db, users, ticker = funded_market
     configure_vault(db, "https://abcdefgh.supabase.co", "sb_secret_k")
     before = last_request_id(db)
+    # Ten users, two orders each: the API's INSERT allows at most 5 pending per user.
+    many = users + [new_user(db, balance=1000) for _ in range(8)]
     act_as(db, "service_role")
-    for _ in range(20):
-        insert_buys(db, users, ticker, "1", per_user=1)
+    for i in range(20):
+        insert_buys(db, [many[i % 10]], ticker, "1", per_user=1)
     act_as_owner(db)
     assert len(requests_since(db, before)) == 1
 
@@ -676,12 +678,16 @@ def test_bulk_inserts_wake_the_function_once_and_it_drains_the_queue(
 ) -> None:
     market = webhook_configured
     ticker = "E2E"
-    users = _committed_setup(market, ticker, users=10)
+    # 28 users: 10 place 5 orders in one statement, 18 place 90 in nine more (5 pending each,
+    # the most the API's INSERT allows).
+    everyone = _committed_setup(market, ticker, users=28)
+    users, rest = everyone[:10], everyone[10:]
     with market.connect() as conn:
         act_as(conn, "service_role")
         ids = insert_buys(conn, users, ticker, "10", per_user=5)
-        for _ in range(9):  # more statements while the wake is queued: no more requests
-            insert_buys(conn, users, ticker, "1", per_user=1)
+        for k in range(9):  # more statements while the wake is queued: no more requests
+            insert_buys(conn, [rest[(k * 10 + j) % 18] for j in range(10)], ticker, "1",
+                        per_user=1)
         conn.commit()
     assert len(ids) == 50
 

@@ -42,12 +42,17 @@ insert into function_allow_list (signature, allowed_roles) values
 ('public.cancel_order(bigint)', '{authenticated}'),
 ('pauv.cancel_order(bigint)', '{authenticated}'),
 ('pauv.ticker_lock_id(text)', '{service_role}'),
-('pauv.stamp_queue_order()', '{service_role}'),
+-- What may enter the queue (20261129xxxxxx): place_order and a direct INSERT (the
+-- trigger runs as whoever inserts, service_role) share the checks; the per-user intake
+-- lock writes an internal table, hence SECURITY DEFINER, for the service only.
+('pauv.admit_queue_order()', '{service_role}'),
+('pauv.check_order_input(text, text, numeric)', '{anon,authenticated,service_role}'),
+('pauv.lock_order_intake(uuid)', '{service_role}'),
+('pauv.check_pending_order_limit(uuid)', '{service_role}'),
 -- The curve math and the table-free order checks are pure: everyone may run them, for
 -- quote_order (SECURITY INVOKER), which anyone may call.
 ('pauv.buy_quantity(numeric, numeric, numeric)', '{anon,authenticated,service_role}'),
 ('pauv.sell_payout(numeric, numeric, numeric)', '{anon,authenticated,service_role}'),
-('pauv.check_order_amount(text, numeric)', '{anon,authenticated,service_role}'),
 ('public.quote_order(text, text, numeric)', '{anon,authenticated,service_role}'),
 -- Realtime (issue 16): a trigger function, executable by nobody.
 ('pauv.broadcast_order_fills()', '{}'),

@@ -120,7 +120,7 @@ select is(
     ),
     array[
         'pauv.buy_quantity(numeric,numeric,numeric)',
-        'pauv.check_order_amount(text,numeric)',
+        'pauv.check_order_input(text,text,numeric)',
         'pauv.checked_now(timestamp with time zone,interval,interval)',
         'pauv.compute_candles(text,interval,timestamp with time zone,timestamp with time zone)',
         'pauv.sell_payout(numeric,numeric,numeric)'

@@ -3,8 +3,9 @@
 -- curve functions on the issuer's current state, so an order that executes alone receives
 -- exactly the quote. Pending orders ahead of it are not simulated: they may move the price
 -- first (a slippage limit, p_min_receive, bounds what the trader accepts).
--- SECURITY INVOKER: it reads public market data only, through the curve functions, which
--- are pure and so granted to the API roles.
+-- SECURITY INVOKER: it reads public market data only, through the intake's order checks
+-- (place_order's, so the same errors) and the curve functions, which read no private
+-- table and so are granted to the API roles.
 create function public.quote_order(
     p_ticker text,
     p_order_type text,
@@ -29,7 +30,7 @@ declare
     v_supply numeric;
     v_tokens numeric;
 begin
-    perform pauv.check_order_amount(p_order_type, p_amount);
+    amount := pauv.check_order_input(p_ticker, p_order_type, p_amount);
     select t.base_price, t.price_step, t.current_supply into v_base, v_step, v_supply
     from public.issuer_trading as t
     where t.ticker = p_ticker;
@@ -39,29 +40,28 @@ begin
 
     ticker := p_ticker;
     order_type := p_order_type;
-    amount := p_amount;
     start_price := v_base + v_step * v_supply;
     if p_order_type = 'buy' then
-        receive := pauv.buy_quantity(start_price, v_step, p_amount);
+        receive := pauv.buy_quantity(start_price, v_step, amount);
         if receive = 0 then
-            raise exception 'amount too small: % USDP buys less than 0.00000001 PV', p_amount
+            raise exception 'amount too small: % USDP buys less than 0.00000001 PV', amount
                 using errcode = 'invalid_parameter_value';
         end if;
         v_tokens := receive;
         end_price := v_base + v_step * (v_supply + receive);
-        avg_price := round(p_amount / receive, 12);
+        avg_price := round(amount / receive, 12);
     else
-        if p_amount > v_supply then
-            raise exception 'cannot sell % PV of %: only % PV exist', p_amount, p_ticker, v_supply
+        if amount > v_supply then
+            raise exception 'cannot sell % PV of %: only % PV exist', amount, p_ticker, v_supply
                 using errcode = 'invalid_parameter_value';
         end if;
-        receive := pauv.sell_payout(start_price, v_step, p_amount);
+        receive := pauv.sell_payout(start_price, v_step, amount);
         if receive = 0 then
-            raise exception 'amount too small: selling % PV pays less than 0.000001 USDP', p_amount
+            raise exception 'amount too small: selling % PV pays less than 0.000001 USDP', amount
                 using errcode = 'invalid_parameter_value';
         end if;
-        v_tokens := p_amount;
-        end_price := v_base + v_step * (v_supply - p_amount);
+        v_tokens := amount;
+        end_price := v_base + v_step * (v_supply - amount);
         avg_price := round(receive / v_tokens, 12);
     end if;
     price_impact_pct := round((end_price - start_price) / start_price * 100, 6);
@@ -75,6 +75,6 @@ comment on function public.quote_order(text, text, numeric) is
 
 grant execute on function public.quote_order(text, text, numeric)
 to anon, authenticated, service_role;
-grant execute on function pauv.check_order_amount(text, numeric) to anon, authenticated;
+grant execute on function pauv.check_order_input(text, text, numeric) to anon, authenticated;
 grant execute on function pauv.buy_quantity(numeric, numeric, numeric) to anon, authenticated;
 grant execute on function pauv.sell_payout(numeric, numeric, numeric) to anon, authenticated;
