@@ -130,6 +130,24 @@ def as_role(conn: psycopg.Connection, role: str) -> Iterator[psycopg.Connection]
         act_as_owner(conn)
 
 
+# --- bad order input ----------------------------------------------------------------------
+
+# What every order path (place_order, the app's INSERT into queue, quote_order) refuses in
+# an order's side and amount, with place_order's SQLSTATE and message:
+# (order_type, amount, sqlstate, message). Each path's battery adds its own cases.
+BAD_ORDER_AMOUNTS = [
+    ("buy", "NaN", "22023", "finite"),
+    ("buy", "Infinity", "22023", "finite"),
+    ("buy", "-Infinity", "22023", "finite"),
+    ("buy", "-5", "22023", "between 0.01 and 1000000"),
+    ("buy", "0.009999", "22023", "between 0.01 and 1000000"),
+    ("buy", "1000000.000001", "22023", "between 0.01 and 1000000"),
+    ("buy", "10.0000001", "22023", "at most 6 decimals"),
+    ("sell", "1.000000001", "22023", "at most 8 decimals"),
+    ("hold", "10", "22023", "order_type must be"),
+]
+
+
 # --- factories ---------------------------------------------------------------------------
 
 

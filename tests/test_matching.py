@@ -13,7 +13,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import curve_oracle as oracle
-from conftest import as_role, audit, drain, money_state, new_issuer, new_user, signed_in
+from conftest import (
+    BAD_ORDER_AMOUNTS,
+    as_role,
+    audit,
+    drain,
+    money_state,
+    new_issuer,
+    new_user,
+    signed_in,
+)
 
 HYPOTHESIS = settings(max_examples=60, deadline=None,
                       suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -190,17 +199,8 @@ def test_a_trade_records_one_transaction_and_one_price_tick(db) -> None:
 
 @pytest.mark.parametrize(
     ("order_type", "amount", "sqlstate", "message"),
-    [
-        ("buy", "NaN", "22023", "finite"),
-        ("buy", "Infinity", "22023", "finite"),
-        ("buy", "-Infinity", "22023", "finite"),
-        ("buy", "-5", "22023", "between 0.01 and 1000000"),
+    BAD_ORDER_AMOUNTS + [
         ("buy", "0", "22023", "between 0.01 and 1000000"),
-        ("buy", "0.009999", "22023", "between 0.01 and 1000000"),
-        ("buy", "1000000.000001", "22023", "between 0.01 and 1000000"),
-        ("buy", "10.0000001", "22023", "at most 6 decimals"),
-        ("sell", "1.000000001", "22023", "at most 8 decimals"),
-        ("hold", "10", "22023", "order_type must be"),
         ("buy", None, "22023", "finite"),
         ("buy", "600", "PA001", "insufficient balance"),
         ("sell", "1", "PA002", "insufficient holdings"),
