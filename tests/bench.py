@@ -323,6 +323,9 @@ class Placer:
 # transaction per CEILING_CHUNK orders (in ticker FIFO order), one statement per kind of
 # write, users and holdings written once per user per chunk with their values after it.
 # Same schema: every constraint, foreign key, index and trigger of the tables is in place.
+# The rows other rows point to are locked or written first (issuers, users), so the
+# foreign-key checks of the inserts after them find rows this transaction already holds, as
+# the engine's do (an issuer's row is locked by any correct writer: it serialises the curve).
 CEILING_CHUNK = 1000
 
 CEILING_CAPTURE = f"""
@@ -351,7 +354,9 @@ CEILING_OUTCOME = """
     from bench.run_orders as o
     inner join public.transactions as x on x.queue_id = o.id
     inner join public.price_history as h on h.transaction_id = x.id;
+    create index on bench.q (chunk);
     create index on bench.tx (chunk);
+    create index on bench.tx (queue_id);
     create unlogged table bench.userw as
     select chunk, user_id, sum(usdp_delta) as delta from bench.tx group by chunk, user_id;
     create index on bench.userw (chunk);
@@ -374,6 +379,7 @@ CEILING_OUTCOME = """
             partition by w.ticker order by w.chunk, w.old_id) as pool
     from bench.tx as w inner join bench.start_pools as s on s.ticker = w.ticker
     order by w.chunk, w.ticker, w.old_id desc;
+    create index on bench.issuerw (chunk);
     create unlogged table bench.final as
     select
         (select array_agg((user_id, usdp_balance) order by user_id)::text from public.users)
@@ -383,12 +389,22 @@ CEILING_OUTCOME = """
         (select array_agg((ticker, current_supply, total_usdp, current_price) order by ticker)
             ::text from public.issuer_trading) as issuers,
         (select count(*) from public.transactions) as trades;
+    analyze bench.q, bench.tx, bench.userw, bench.holdw, bench.issuerw;
 """
 
 CEILING_WRITE = """
+    select from public.issuer_trading as t
+    where t.ticker in (select w.ticker from bench.issuerw as w where w.chunk = %(chunk)s)
+    for no key update;
+    update public.users as u set usdp_balance = u.usdp_balance + w.delta
+    from bench.userw as w where w.chunk = %(chunk)s and u.user_id = w.user_id;
     update public.queue as q
     set status = w.status, error_message = w.error_message, processed_at = w.processed_at
     from bench.q as w where w.chunk = %(chunk)s and q.id = w.id;
+    insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
+    select user_id, ticker, pv, basis from bench.holdw where chunk = %(chunk)s
+    on conflict (user_id, ticker) do update
+    set pv_amount = excluded.pv_amount, avg_cost_basis = excluded.avg_cost_basis;
     with trade as (
         insert into public.transactions (
             user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
@@ -401,14 +417,8 @@ CEILING_WRITE = """
     )
     insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
     select w.ticker, w.tick_price, w.tick_supply, w.tick_at, trade.id
-    from trade inner join bench.tx as w on w.queue_id = trade.queue_id
+    from trade inner join bench.tx as w on w.queue_id = trade.queue_id and w.chunk = %(chunk)s
     order by trade.id;
-    update public.users as u set usdp_balance = u.usdp_balance + w.delta
-    from bench.userw as w where w.chunk = %(chunk)s and u.user_id = w.user_id;
-    insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
-    select user_id, ticker, pv, basis from bench.holdw where chunk = %(chunk)s
-    on conflict (user_id, ticker) do update
-    set pv_amount = excluded.pv_amount, avg_cost_basis = excluded.avg_cost_basis;
     update public.issuer_trading as t set current_supply = w.supply, total_usdp = w.pool
     from bench.issuerw as w where w.chunk = %(chunk)s and t.ticker = w.ticker;
 """
