@@ -640,6 +640,73 @@ class Bench:
             ratio.runs = [v / base for v in f.runs]
         ratio2.runs = [v / one.median for v in two.runs]
 
+    def scenario_11(self) -> None:
+        """Issue 15 item 3: placements while a drain runs. One connection places buys (of
+        users with no other order, so none is refused) while one caller drains the
+        100,000 orders; every placement is timed client-side."""
+        s = self.s
+        size = f"{s['drain']:,} orders / {s['tickers']} tickers, 1 placing connection"
+        p50 = self.fig("11a", label="place_order during a drain, p50", unit="ms", size=size)
+        p99 = self.fig("11b", label="place_order during a drain, p99", unit="ms",
+                       target="<= 50", check=lambda v: v <= 50, size=size)
+        drained = self.fig("11c", label="drain with placements arriving", unit="orders/s",
+                           size=size)
+        placers = s["users"] // 2
+        for _ in range(self.runs):
+            self.load_drain(s["drain"], s["tickers"])
+            with admin(self.c) as conn:
+                conn.execute(f"""
+                    insert into auth.users (id, email, raw_user_meta_data)
+                    select {user_sql('-i')}, 'placer' || i || '@example.test', '{{}}'::jsonb
+                    from generate_series(1, {placers}) as i;
+                    update public.users set usdp_balance = {BALANCE} where usdp_balance = 0;
+                    insert into pauv.usdp_movements (user_id, amount)
+                    select {user_sql('-i')}, {BALANCE} from generate_series(1, {placers}) as i;
+                """)
+            placer = Placer(self.c)
+            placer.users = [str(r[0]) for r in placer.conn.execute(
+                f"select {user_sql('-i')} from generate_series(1, {placers}) as i").fetchall()]
+            placer.conn.commit()
+            stop = threading.Event()
+            errors: list[BaseException] = []
+
+            def place_loop(placer: Placer = placer, stop: threading.Event = stop,
+                           errors: list[BaseException] = errors) -> None:
+                k = 0
+                try:
+                    while not stop.is_set():
+                        placer.place(placer.users[k % len(placer.users)],
+                                     placer.tickers[k % len(placer.tickers)], "1")
+                        k += 1
+                except BaseException as e:  # noqa: BLE001 - reported below
+                    errors.append(e)
+
+            thread = threading.Thread(target=place_loop)
+            thread.start()
+            try:
+                time.sleep(0.3)  # the placing loop is warm before the drain starts
+                placer.latencies.clear()
+                with processor(self.c) as conn:
+                    started = time.perf_counter()
+                    done = drain_loop(conn)
+                    elapsed = time.perf_counter() - started
+            finally:
+                stop.set()
+                thread.join()
+                placer.close()
+            if errors:
+                raise errors[0]
+            lat = sorted(placer.latencies)
+            p50.runs.append(lat[len(lat) // 2] * 1000)
+            p99.runs.append(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
+            drained.runs.append(done / elapsed)
+            p99.note = (f"{len(lat):,} placements during the drain ({placer.refused} refused),"
+                        f" max {lat[-1] * 1000:.1f} ms")
+            drain_all(self.c)
+            self.log(f"drain {done} orders in {elapsed:.2f} s with {len(lat)} placements:"
+                     f" p50 {p50.runs[-1]:.1f} ms, p99 {p99.runs[-1]:.1f} ms,"
+                     f" max {lat[-1] * 1000:.1f} ms; {audit_clean(self.c)}")
+
     def configure_webhook(self, project_url: str, secret_key: str) -> None:
         """Vault's two secrets, as docs/webhook.md sets them; no wake queued, no drain."""
         with admin(self.c) as conn:
@@ -992,7 +1059,7 @@ class Bench:
                          f" {longest_rel[1]}; audit clean")
 
 
-SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,7 +30,6 @@ declare
     v_stop boolean := false;
     v_n integer;
     v_count integer;
-    v_i integer;
     v_slot integer;
     v_balance numeric;
     v_held numeric;
