@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import act_as, act_as_owner, drain, money_state, new_issuer, new_user, signed_in
+from test_order_intake import LEVELS, race
 
 PV_UNIT = Decimal("0.00000001")
 USDP_UNIT = Decimal("0.000001")
@@ -383,3 +384,36 @@ def test_a_close_whose_position_changed_fails_and_moves_nothing(db) -> None:
         " close it again",
     )
     assert money_state(db) == before
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_racing_closes_and_sells_never_sell_more_than_the_position(market, level) -> None:
+    """16 connections of one user close the position or sell a third of it, all at once:
+    at most one close or some sells get in, never both, and every order that got in
+    executes, so a close leaves exactly 0."""
+    with market.connect() as conn:
+        new_issuer(conn, "RACE")
+        user = holder(conn, "RACE")
+        held = position(conn, user, "RACE")[0]
+        conn.commit()
+    sell = (held / 3).quantize(PV_UNIT)
+
+    def attempt(conn, i):
+        act_as(conn, "authenticated", user)
+        if i % 2:
+            conn.execute("select public.place_order('RACE', 'sell', %s)", (sell,))
+        else:
+            conn.execute("select public.close_position('RACE')")
+
+    outcomes = race(market, level, attempt)
+    assert set(outcomes) <= {"ok", "40001", "PA002", "PA003", "PA005"}, outcomes
+    with market.connect(autocommit=True) as conn:
+        drain(conn)
+        closes, sells, failed = conn.execute(
+            "select count(*) filter (where closes_position), count(*) filter (where not closes_position),"
+            " count(*) filter (where status <> 'completed') from public.queue where order_type = 'sell'"
+        ).fetchone()
+        assert failed == 0
+        assert (closes, sells) in {(1, 0), (0, 1), (0, 2), (0, 3)}, (closes, sells, outcomes)
+        pv, basis = position(conn, user, "RACE")
+        assert (pv, basis == 0) == ((0, True) if closes else (held - sells * sell, False))
