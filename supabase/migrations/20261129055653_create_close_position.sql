@@ -1,9 +1,9 @@
--- Issue 16 item 3: sell a whole position in one call, even below the 0.01 PV minimum (dust
--- place_order cannot sell). The order's amount is the holding at placement, and it must
--- still be the holding at execution, so the position ends at exactly 0 with cost basis 0:
--- a close is refused while the user has any other pending order on the ticker (a pending
--- buy would add to the position, a pending sell would take part of it), and nothing placed
--- later can run before it (FIFO) or sell what it sells (it reserves the whole holding).
+-- Issue 16 item 3: sell the whole unreserved holding in one call, even below the 0.01 PV
+-- minimum (dust place_order cannot sell). The order's amount is the holding net of the
+-- user's pending sells of the ticker; those run before it (FIFO), so at execution it is the
+-- whole holding, and the position ends at exactly 0 with cost basis 0. A pending buy of the
+-- ticker would add to the position first, so a close is refused while one is pending;
+-- nothing placed later runs before it (FIFO) or sells what it sells (it is reserved).
 create function pauv.close_position(
     p_ticker text,
     p_client_order_id text default null,
@@ -20,6 +20,7 @@ declare
     v_min_receive numeric;
     v_order public.queue;
     v_held numeric;
+    v_reserved numeric;
 begin
     if v_user_id is null then
         raise exception 'sign in to close a position' using errcode = 'insufficient_privilege';
@@ -36,22 +37,36 @@ begin
 
     if exists (
         select from public.queue as q
-        where q.user_id = v_user_id and q.status = 'pending' and q.ticker = p_ticker
+        where
+            q.user_id = v_user_id and q.status = 'pending' and q.ticker = p_ticker
+            and q.order_type = 'buy'
     ) then
-        raise exception 'you have pending orders on %: cancel them or wait for them to execute, then close the position',
+        raise exception 'you have a pending buy of %: cancel it or wait for it to execute, then close the position',
             p_ticker
             using errcode = 'PA005';
     end if;
 
-    select p.pv_amount into v_held
-    from public.portfolio as p
-    where p.user_id = v_user_id and p.ticker = p_ticker;
-    if coalesce(v_held, 0) = 0 then
-        raise exception 'nothing to close: you hold no %', p_ticker using errcode = 'PA002';
+    -- One statement, one snapshot, as in place_order.
+    select
+        coalesce((
+            select p.pv_amount from public.portfolio as p
+            where p.user_id = v_user_id and p.ticker = p_ticker
+        ), 0),
+        coalesce((
+            select sum(q.amount_pv) from public.queue as q
+            where
+                q.user_id = v_user_id and q.status = 'pending' and q.ticker = p_ticker
+                and q.order_type = 'sell'
+        ), 0)
+    into v_held, v_reserved;
+    if v_held - v_reserved <= 0 then
+        raise exception 'nothing to close: % % held, % reserved by your pending sells',
+            v_held, p_ticker, v_reserved
+            using errcode = 'PA002';
     end if;
-    if v_held > 1000000 then
+    if v_held - v_reserved > 1000000 then
         raise exception 'a position above 1000000 PV is closed in parts: sell % PV with place_order first',
-            v_held - 1000000
+            v_held - v_reserved - 1000000
             using errcode = 'invalid_parameter_value';
     end if;
 
@@ -60,16 +75,17 @@ begin
     insert into public.queue (
         user_id, ticker, order_type, amount_pv, client_order_id, min_receive, closes_position
     )
-    values (v_user_id, p_ticker, 'sell', v_held, p_client_order_id, v_min_receive, true)
+    values (v_user_id, p_ticker, 'sell', v_held - v_reserved, p_client_order_id, v_min_receive, true)
     returning * into v_order;
     return v_order;
 end;
 $$;
 
 comment on function pauv.close_position(text, text, numeric) is
-'Queues a sell of the signed-in user''s whole holding of p_ticker (any size from 0.00000001 '
-'to 1000000 PV), with an optional slippage limit in USDP; refused while the user has another '
-'pending order on the ticker. The same client_order_id returns the existing order.';
+'Queues a sell of the signed-in user''s whole holding of p_ticker net of their pending sells '
+'(any size from 0.00000001 to 1000000 PV), with an optional slippage limit in USDP; refused '
+'while the user has a pending buy of the ticker. The same client_order_id returns the '
+'existing order.';
 
 create function public.close_position(
     p_ticker text,
@@ -84,11 +100,12 @@ as $$
 $$;
 
 comment on function public.close_position(text, text, numeric) is
-'API: sell your whole holding of p_ticker, even below the 0.01 PV minimum of place_order; '
-'the position ends at exactly 0 (a dust position may pay 0 USDP). Optional p_min_receive: '
-'the least USDP it must pay. Returns the queued order. Errors: 22023 bad input, P0002 '
-'unknown ticker, 42501 not signed in, PA002 nothing held, PA003 too many pending orders, '
-'PA005 another pending order of yours on the ticker.';
+'API: sell your whole holding of p_ticker (net of your pending sells of it, which execute '
+'first), even below the 0.01 PV minimum of place_order; the position ends at exactly 0 (a '
+'dust position may pay 0 USDP). Optional p_min_receive: the least USDP it must pay. '
+'Returns the queued order. Errors: 22023 bad input, P0002 unknown ticker, 42501 not signed '
+'in, PA002 nothing left to close, PA003 too many pending orders, PA005 a pending buy of '
+'yours on the ticker.';
 
 grant execute on function pauv.close_position(text, text, numeric) to authenticated;
 grant execute on function public.close_position(text, text, numeric) to authenticated;
