@@ -9,6 +9,27 @@ select
     newest
 from pauv.queue_status;
 
+\echo '== Finished orders in the queue: kind, outcome, why failed (error_message to its colon) =='
+select
+    o.kind,
+    o.status,
+    o.failed_because,
+    count(*) as orders
+from (
+    select
+        q.status,
+        split_part(q.error_message, ':', 1) as failed_because,
+        case
+            when q.closes_position then 'close_position'
+            when q.min_receive is not null then q.order_type || ' with min_receive'
+            else q.order_type
+        end as kind
+    from public.queue as q
+    where q.status in ('completed', 'failed')
+) as o
+group by o.kind, o.status, o.failed_because
+order by o.kind, o.status, o.failed_because;
+
 \echo '== Top issuers by 24 h volume (issuer_stats_cache) =='
 select
     ticker,

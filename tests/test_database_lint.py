@@ -103,9 +103,13 @@ ALLOWED: tuple[Allowed, ...] = (
             _PAUV_NOT_AN_API_SCHEMA + "see the anon entry: the chart data of get_ohlc_data"),
     Allowed("ours", "authenticated_security_definer_function_executable",
             "pauv.place_order(p_ticker text, p_order_type text, p_amount numeric,"
-            " p_client_order_id text)",
+            " p_client_order_id text, p_min_receive numeric)",
             _PAUV_NOT_AN_API_SCHEMA + "it is what public.place_order (SECURITY INVOKER) calls: "
             "it places an order for auth.uid() only, and checks every limit itself"),
+    Allowed("ours", "authenticated_security_definer_function_executable",
+            "pauv.close_position(p_ticker text, p_client_order_id text, p_min_receive numeric)",
+            _PAUV_NOT_AN_API_SCHEMA + "it is what public.close_position (SECURITY INVOKER) "
+            "calls: it sells only auth.uid()'s own holding, and checks every limit itself"),
     Allowed("ours", "authenticated_security_definer_function_executable",
             "pauv.cancel_order(p_order_id bigint)",
             _PAUV_NOT_AN_API_SCHEMA + "it is what public.cancel_order (SECURITY INVOKER) "

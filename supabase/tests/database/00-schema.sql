@@ -14,9 +14,10 @@ select columns_are(
     array[
         'id', 'user_id', 'ticker', 'order_type', 'amount_usdp', 'amount_pv', 'status', 'date',
         'client_order_id', 'error_message', 'processed_at', 'created_at', 'updated_at',
-        'legacy_id'
+        'legacy_id', 'min_receive', 'closes_position'
     ],
-    'queue has the guide''s columns, the lifecycle columns and the adopted order''s id'
+    'queue has the guide''s columns, the lifecycle columns, the adopted order''s id and the '
+    || 'trader''s protections (slippage limit, position close)'
 );
 select is_empty(
     $$select c.relname from pg_class as c

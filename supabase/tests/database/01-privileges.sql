@@ -37,8 +37,12 @@ insert into function_allow_list (signature, allowed_roles) values
 -- through SECURITY INVOKER wrappers in public that call SECURITY DEFINER functions in
 -- pauv; the processor, the curve math and the audit are for the service only. The
 -- queue's BEFORE INSERT trigger takes a per-ticker lock as whoever inserts.
-('public.place_order(text, text, numeric, text)', '{authenticated}'),
-('pauv.place_order(text, text, numeric, text)', '{authenticated}'),
+-- Issue 16: place_order gained p_min_receive; close_position sells a whole holding.
+('public.place_order(text, text, numeric, text, numeric)', '{authenticated}'),
+('pauv.place_order(text, text, numeric, text, numeric)', '{authenticated}'),
+('public.close_position(text, text, numeric)', '{authenticated}'),
+('pauv.close_position(text, text, numeric)', '{authenticated}'),
+('pauv.begin_order_intake(uuid, text)', '{}'),
 ('public.cancel_order(bigint)', '{authenticated}'),
 ('pauv.cancel_order(bigint)', '{authenticated}'),
 ('pauv.ticker_lock_id(text)', '{service_role}'),
@@ -49,6 +53,7 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.check_order_input(text, text, numeric)', '{anon,authenticated,service_role}'),
 ('pauv.lock_order_intake(uuid)', '{service_role}'),
 ('pauv.check_pending_order_limit(uuid)', '{service_role}'),
+('pauv.check_min_receive(text, numeric)', '{service_role}'),
 -- The curve math and the table-free order checks are pure: everyone may run them, for
 -- quote_order (SECURITY INVOKER), which anyone may call.
 ('pauv.buy_quantity(numeric, numeric, numeric)', '{anon,authenticated,service_role}'),
