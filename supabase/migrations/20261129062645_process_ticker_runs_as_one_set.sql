@@ -4,7 +4,8 @@
 -- one statement per table, users and holdings once per user with their final values. Before,
 -- a batch ended at a user's second order (37 orders on average) and every order made its own
 -- locking read: 0.6 of the schema's write ceiling. Results are the same row by row
--- (tests/test_engine_replay.py); error messages are byte-identical.
+-- (tests/test_engine_replay.py); the checks, issue 16's min_receive and closes_position
+-- included (20261129055721), and their error messages are byte-identical.
 create or replace function pauv.process_ticker_orders(
     p_ticker text,
     p_max_orders integer,
@@ -46,6 +47,8 @@ declare
     v_types text[];
     v_amounts_usdp numeric[];
     v_amounts_pv numeric[];
+    v_min_receives numeric[];
+    v_closes boolean[];
     v_slots integer[];
     -- One slot per distinct user of the run (v_slots above points into these): the user's
     -- state as the run goes. v_locked is null when the row is not ours (held by another
@@ -83,12 +86,17 @@ begin
             coalesce(array_agg(r.order_type order by r.date, r.id), '{}'),
             coalesce(array_agg(r.amount_usdp order by r.date, r.id), '{}'),
             coalesce(array_agg(r.amount_pv order by r.date, r.id), '{}'),
+            coalesce(array_agg(r.min_receive order by r.date, r.id), '{}'),
+            coalesce(array_agg(r.closes_position order by r.date, r.id), '{}'),
             coalesce(array_agg(r.slot order by r.date, r.id), '{}')
-        into v_ids, v_users, v_types, v_amounts_usdp, v_amounts_pv, v_slots
+        into v_ids, v_users, v_types, v_amounts_usdp, v_amounts_pv, v_min_receives, v_closes,
+            v_slots
         from (
             select o.*, dense_rank() over (order by o.user_id)::integer as slot
             from (
-                select q.id, q.user_id, q.order_type, q.amount_usdp, q.amount_pv, q.date
+                select
+                    q.id, q.user_id, q.order_type, q.amount_usdp, q.amount_pv, q.min_receive,
+                    q.closes_position, q.date
                 from public.queue as q
                 where q.ticker = p_ticker and q.status = 'pending'
                 order by q.date, q.id
@@ -193,6 +201,11 @@ begin
                         v_error := format(
                             'amount too small: %s USDP buys less than 0.00000001 PV', v_usdp
                         );
+                    elsif v_pv < v_min_receives[v_i] then
+                        v_error := format(
+                            'price moved past the limit: the buy would receive %s PV, min_receive is %s PV',
+                            v_pv, v_min_receives[v_i]
+                        );
                     end if;
                 end if;
             elsif v_types[v_i] = 'sell' then
@@ -204,18 +217,31 @@ begin
                         'a sell carries its amount in amount_pv only, but amount_usdp is %s',
                         v_amounts_usdp[v_i]
                     );
-                elsif (v_pv between 0.01 and 1000000) is not true then
+                elsif v_closes[v_i] is true and (v_pv between 0.00000001 and 1000000) is not true then
+                    v_error := format('a close sells between 0.00000001 and 1000000 PV, got %s', v_pv);
+                elsif v_closes[v_i] is not true and (v_pv between 0.01 and 1000000) is not true then
                     v_error := format('amount must be between 0.01 and 1000000 PV, got %s', v_pv);
                 elsif v_pv <> round(v_pv, 8) then
                     v_error := format('PV amounts have at most 8 decimals, got %s', v_pv);
+                elsif v_closes[v_i] is true and v_held <> v_pv then
+                    v_error := format(
+                        'the position changed since the close was placed: %s PV held, %s to sell; close it again',
+                        v_held, v_pv
+                    );
                 elsif (v_held >= v_pv) is not true then
                     v_error := format('insufficient holdings: %s PV held, %s to sell', v_held, v_pv);
                 else
                     -- pauv.sell_payout(v_price, v_step, v_pv).
                     v_usdp := trunc((2 * v_price * v_pv - v_step * v_pv * v_pv) * 500000) * 0.000001;
-                    if (v_usdp > 0) is not true then
+                    -- A close may pay 0: dust is worth less than the smallest USDP amount.
+                    if (v_usdp > 0 or (v_usdp = 0 and v_closes[v_i] is true)) is not true then
                         v_error := format(
                             'amount too small: selling %s PV pays less than 0.000001 USDP', v_pv
+                        );
+                    elsif v_usdp < v_min_receives[v_i] then
+                        v_error := format(
+                            'price moved past the limit: the sell would pay %s USDP, min_receive is %s USDP',
+                            v_usdp, v_min_receives[v_i]
                         );
                     end if;
                 end if;
@@ -333,8 +359,8 @@ $$;
 comment on function pauv.process_ticker_orders(text, integer, timestamptz, timestamptz) is
 'Executes pending orders of one ticker in FIFO order, in runs of up to 1,000 orders written '
 'as one set; the caller holds the ticker''s advisory lock. An order it cannot execute '
-'(insufficient funds, or a malformed row: amount NULL, on the wrong side, out of range, '
-'unknown user or ticker) fails with the reason in error_message; an order whose user another '
-'caller holds stays pending, with every later order of the ticker. p_now must be within 1 '
-'day before and 1 hour after now(). Returns one row per order it finished (completed or '
-'failed).';
+'(insufficient funds, below its min_receive, a close whose position changed, or a malformed '
+'row: amount NULL, on the wrong side, out of range, unknown user or ticker) fails with the '
+'reason in error_message; an order whose user another caller holds stays pending, with '
+'every later order of the ticker. p_now must be within 1 day before and 1 hour after now(). '
+'Returns one row per order it finished (completed or failed).';
