@@ -58,6 +58,7 @@ declare
     v_balances numeric[];
     v_helds numeric[];
     v_bases numeric[];
+    v_has_rows boolean[];
     v_touched boolean[];
     -- What each order did: written as one set once the run ends.
     v_statuses text[];
@@ -115,8 +116,9 @@ begin
             array_agg(u.usdp_balance order by d.slot),
             array_agg(coalesce(p.pv_amount, 0) order by d.slot),
             array_agg(coalesce(p.avg_cost_basis, 0) order by d.slot),
+            array_agg(p.user_id is not null order by d.slot),
             array_agg(false order by d.slot)
-        into v_slot_users, v_locked, v_balances, v_helds, v_bases, v_touched
+        into v_slot_users, v_locked, v_balances, v_helds, v_bases, v_has_rows, v_touched
         from (select distinct x.user_id, x.slot from unnest(v_users, v_slots) as x (user_id, slot)) as d
         left join lateral (
             select l.user_id, l.usdp_balance
@@ -296,10 +298,20 @@ begin
         from unnest(v_slot_users, v_balances, v_touched) as s (user_id, balance, touched)
         where u.user_id = s.user_id and s.touched;
 
+        -- Holdings read above are updated in place (no indexed column changes: a HOT update
+        -- when the page has room), new ones inserted; an upsert paid its conflict check on
+        -- every row.
+        update public.portfolio as p
+        set pv_amount = s.held, avg_cost_basis = s.basis
+        from unnest(v_slot_users, v_helds, v_bases, v_touched, v_has_rows)
+            as s (user_id, held, basis, touched, has_row)
+        where s.touched and s.has_row and p.user_id = s.user_id and p.ticker = p_ticker;
+
         insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
         select s.user_id, p_ticker, s.held, s.basis
-        from unnest(v_slot_users, v_helds, v_bases, v_touched) as s (user_id, held, basis, touched)
-        where s.touched
+        from unnest(v_slot_users, v_helds, v_bases, v_touched, v_has_rows)
+            as s (user_id, held, basis, touched, has_row)
+        where s.touched and not s.has_row
         on conflict (user_id, ticker) do update
         set pv_amount = excluded.pv_amount, avg_cost_basis = excluded.avg_cost_basis;
 
