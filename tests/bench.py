@@ -313,6 +313,33 @@ class Placer:
             self.refused += 1
         self.latencies.append(time.perf_counter() - started)
 
+    def start_round_robin(self) -> None:
+        """Place 1-USDP buys in a thread, round-robin over self.users and self.tickers, until
+        stop_round_robin()."""
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+
+        def run() -> None:
+            k = 0
+            try:
+                while not self.stopping.is_set():
+                    self.place(self.users[k % len(self.users)],
+                               self.tickers[k % len(self.tickers)], "1")
+                    k += 1
+            except BaseException as e:  # noqa: BLE001 - raised by stop_round_robin
+                self.errors.append(e)
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def stop_round_robin(self) -> None:
+        """Stop the placing thread and the connection; raise what the thread raised."""
+        self.stopping.set()
+        self.thread.join()
+        self.close()
+        if self.errors:
+            raise self.errors[0]
+
     def close(self) -> None:
         self.conn.close()
 
@@ -667,22 +694,7 @@ class Bench:
             placer.users = [str(r[0]) for r in placer.conn.execute(
                 f"select {user_sql('-i')} from generate_series(1, {placers}) as i").fetchall()]
             placer.conn.commit()
-            stop = threading.Event()
-            errors: list[BaseException] = []
-
-            def place_loop(placer: Placer = placer, stop: threading.Event = stop,
-                           errors: list[BaseException] = errors) -> None:
-                k = 0
-                try:
-                    while not stop.is_set():
-                        placer.place(placer.users[k % len(placer.users)],
-                                     placer.tickers[k % len(placer.tickers)], "1")
-                        k += 1
-                except BaseException as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
-
-            thread = threading.Thread(target=place_loop)
-            thread.start()
+            placer.start_round_robin()
             try:
                 time.sleep(0.3)  # the placing loop is warm before the drain starts
                 placer.latencies.clear()
@@ -691,11 +703,7 @@ class Bench:
                     done = drain_loop(conn)
                     elapsed = time.perf_counter() - started
             finally:
-                stop.set()
-                thread.join()
-                placer.close()
-            if errors:
-                raise errors[0]
+                placer.stop_round_robin()
             lat = sorted(placer.latencies)
             p50.runs.append(lat[len(lat) // 2] * 1000)
             p99.runs.append(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
@@ -964,22 +972,8 @@ class Bench:
             load_finished(self.c, rows=s["cleanup"], tickers=s["tickers"], users=s["users"])
             vacuum(self.c)
             placer = Placer(self.c)
-            stop = threading.Event()
-            errors: list[BaseException] = []
-
-            def place_loop() -> None:
-                k = 0
-                try:
-                    while not stop.is_set():
-                        # Round-robin over users: at most 5 pending each at this pace.
-                        placer.place(placer.users[k % len(placer.users)],
-                                     placer.tickers[k % len(placer.tickers)], "1")
-                        k += 1
-                except BaseException as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
-
-            thread = threading.Thread(target=place_loop)
-            thread.start()
+            # Round-robin over users: at most 5 pending each at this pace.
+            placer.start_round_robin()
             time.sleep(0.5)  # the placing loop is warm before the cleanup starts
             placer.latencies.clear()
             deleted = 0
@@ -992,11 +986,7 @@ class Bench:
                     if not r["has_more"]:
                         break
                 elapsed = time.perf_counter() - started
-            stop.set()
-            thread.join()
-            placer.close()
-            if errors:
-                raise errors[0]
+            placer.stop_round_robin()
             if deleted != s["cleanup"]:
                 raise AssertionError(f"cleanup deleted {deleted}, expected {s['cleanup']}")
             rate.runs.append(deleted / elapsed)
