@@ -1,5 +1,5 @@
 -- The engine writes a ticker's run as one set (issue 15): one statement fetches and locks up
--- to 1,000 of the ticker's pending orders, one locks all their users (skip locked) and reads
+-- to 1,000 of the ticker's pending orders, a few lock their users (skip locked) and read
 -- their holdings into per-user slots, the curve math runs inline, and the run is written with
 -- one statement per table, users and holdings once per user with their final values. Before,
 -- a batch ended at a user's second order (37 orders on average) and every order made its own
@@ -32,6 +32,7 @@ declare
     v_n integer;
     v_count integer;
     v_slot integer;
+    v_locked_to integer;
     v_balance numeric;
     v_held numeric;
     v_basis numeric;
@@ -80,54 +81,50 @@ begin
     v_start_supply := v_supply;
 
     while v_done < p_max_orders and not v_stop loop
-        -- The run's orders, locked, with each user's slot (users numbered in id order).
+        -- The run's orders, locked, with each user's slot: users are numbered in the order of
+        -- their first order in the run, so the users of any prefix of the run are a prefix
+        -- of the slots.
         select
-            coalesce(array_agg(r.id order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.user_id order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.order_type order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.amount_usdp order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.amount_pv order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.min_receive order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.closes_position order by r.date, r.id), '{}'),
-            coalesce(array_agg(r.slot order by r.date, r.id), '{}')
+            coalesce(array_agg(r.id order by r.pos), '{}'),
+            coalesce(array_agg(r.user_id order by r.pos), '{}'),
+            coalesce(array_agg(r.order_type order by r.pos), '{}'),
+            coalesce(array_agg(r.amount_usdp order by r.pos), '{}'),
+            coalesce(array_agg(r.amount_pv order by r.pos), '{}'),
+            coalesce(array_agg(r.min_receive order by r.pos), '{}'),
+            coalesce(array_agg(r.closes_position order by r.pos), '{}'),
+            coalesce(array_agg(r.slot order by r.pos), '{}')
         into v_ids, v_users, v_types, v_amounts_usdp, v_amounts_pv, v_min_receives, v_closes,
             v_slots
         from (
-            select o.*, dense_rank() over (order by o.user_id)::integer as slot
+            select f.*, dense_rank() over (order by f.first_pos)::integer as slot
             from (
-                select
-                    q.id, q.user_id, q.order_type, q.amount_usdp, q.amount_pv, q.min_receive,
-                    q.closes_position, q.date
-                from public.queue as q
-                where q.ticker = p_ticker and q.status = 'pending'
-                order by q.date, q.id
-                limit least(v_run_size, p_max_orders - v_done)
-                for update
-            ) as o
+                select n.*, min(n.pos) over (partition by n.user_id) as first_pos
+                from (
+                    select o.*, row_number() over (order by o.date, o.id) as pos
+                    from (
+                        select
+                            q.id, q.user_id, q.order_type, q.amount_usdp, q.amount_pv,
+                            q.min_receive, q.closes_position, q.date
+                        from public.queue as q
+                        where q.ticker = p_ticker and q.status = 'pending'
+                        order by q.date, q.id
+                        limit least(v_run_size, p_max_orders - v_done)
+                        for update
+                    ) as o
+                ) as n
+            ) as f
         ) as r;
         v_n := cardinality(v_ids);
         exit when v_n = 0;
 
-        -- The run's users, locked unless another caller holds them, with their holdings of
-        -- this ticker: one slot each, in slot order.
-        select
-            array_agg(d.user_id order by d.slot),
-            array_agg(u.user_id is not null order by d.slot),
-            array_agg(u.usdp_balance order by d.slot),
-            array_agg(coalesce(p.pv_amount, 0) order by d.slot),
-            array_agg(coalesce(p.avg_cost_basis, 0) order by d.slot),
-            array_agg(p.user_id is not null order by d.slot),
-            array_agg(false order by d.slot)
-        into v_slot_users, v_locked, v_balances, v_helds, v_bases, v_has_rows, v_touched
-        from (select distinct x.user_id, x.slot from unnest(v_users, v_slots) as x (user_id, slot)) as d
-        left join lateral (
-            select l.user_id, l.usdp_balance
-            from public.users as l
-            where l.user_id = d.user_id
-            for no key update skip locked
-        ) as u on true
-        left join public.portfolio as p on p.user_id = u.user_id and p.ticker = p_ticker;
-
+        v_slot_users := '{}';
+        v_locked := '{}';
+        v_balances := '{}';
+        v_helds := '{}';
+        v_bases := '{}';
+        v_has_rows := '{}';
+        v_touched := '{}';
+        v_locked_to := 0;
         v_statuses := '{}';
         v_errors := '{}';
         v_pvs := '{}';
@@ -139,6 +136,34 @@ begin
             if clock_timestamp() >= p_deadline then
                 v_stop := true;
                 exit;
+            end if;
+            if v_i > v_locked_to then
+                -- The users of the next orders (16, then 64, 256, 1,000), locked unless another
+                -- caller holds them, with their holdings of this ticker, appended to the slots.
+                -- Slices, not the whole run at once: a run that stops at a busy user holds
+                -- few rows it will not use, which the other caller may need.
+                v_locked_to := least(v_n, greatest(16, v_locked_to * 4));
+                select
+                    v_slot_users || coalesce(array_agg(d.user_id order by d.slot), '{}'),
+                    v_locked || coalesce(array_agg(u.user_id is not null order by d.slot), '{}'),
+                    v_balances || coalesce(array_agg(u.usdp_balance order by d.slot), '{}'),
+                    v_helds || coalesce(array_agg(coalesce(p.pv_amount, 0) order by d.slot), '{}'),
+                    v_bases || coalesce(array_agg(coalesce(p.avg_cost_basis, 0) order by d.slot), '{}'),
+                    v_has_rows || coalesce(array_agg(p.user_id is not null order by d.slot), '{}'),
+                    v_touched || coalesce(array_agg(false order by d.slot), '{}')
+                into v_slot_users, v_locked, v_balances, v_helds, v_bases, v_has_rows, v_touched
+                from (
+                    select distinct x.user_id, x.slot
+                    from unnest(v_users[v_i:v_locked_to], v_slots[v_i:v_locked_to]) as x (user_id, slot)
+                    where x.slot > cardinality(v_slot_users)
+                ) as d
+                left join lateral (
+                    select l.user_id, l.usdp_balance
+                    from public.users as l
+                    where l.user_id = d.user_id
+                    for no key update skip locked
+                ) as u on true
+                left join public.portfolio as p on p.user_id = u.user_id and p.ticker = p_ticker;
             end if;
             v_slot := v_slots[v_i];
             v_error := null;
