@@ -1,9 +1,9 @@
 -- The engine writes a ticker's run as one set (issue 15): one statement fetches and locks up
--- to 1,000 of the ticker's pending orders, a few lock their users (skip locked) and read
--- their holdings into per-user slots, the curve math runs inline, and the run is written with
--- one statement per table, users and holdings once per user with their final values. Before,
--- a batch ended at a user's second order (37 orders on average) and every order made its own
--- locking read: 0.6 of the schema's write ceiling. Results are the same row by row
+-- to 1,000 of the ticker's pending orders (16, 64, 256 in its first runs), a few lock their
+-- users (skip locked) and read their holdings into per-user slots, the curve math runs
+-- inline, and the run is written with one statement per table, users and holdings once per
+-- user with their final values. Before, a batch ended at a user's second order (37 orders on
+-- average) and every order made its own locking read: 0.6 of the schema's write ceiling. Results are the same row by row
 -- (tests/test_engine_replay.py); the checks, issue 16's min_receive and closes_position
 -- included (20261129055721), and their error messages are byte-identical.
 create or replace function pauv.process_ticker_orders(
@@ -21,7 +21,9 @@ set search_path = ''
 set enable_seqscan = off
 as $$
 declare
-    v_run_size constant integer := 1000;
+    -- Runs of 16, 64, 256, then 1,000 orders: a run that stops early (a user another caller
+    -- holds) has locked few orders and users it does not use.
+    v_run_size integer := 16;
     v_base numeric;
     v_step numeric;
     v_supply numeric;
@@ -383,6 +385,7 @@ begin
 
         v_done := v_done + v_n;
         exit when v_n < v_run_size;
+        v_run_size := least(1000, v_run_size * 4);
     end loop;
 
     if v_supply is distinct from v_start_supply then
