@@ -1,11 +1,12 @@
 -- The engine writes a ticker's run as one set (issue 15): one statement fetches and locks up
--- to 1,000 of the ticker's pending orders (16, 64, 256 in its first runs), a few lock their
--- users (skip locked) and read their holdings into per-user slots, the curve math runs
+-- to 1,000 of the ticker's pending orders (16, 64, 256 in a visit's first runs), a few lock
+-- their users (skip locked) and read their holdings into per-user slots, the curve math runs
 -- inline, and the run is written with one statement per table, users and holdings once per
 -- user with their final values. Before, a batch ended at a user's second order (37 orders on
--- average) and every order made its own locking read: 0.6 of the schema's write ceiling. Results are the same row by row
--- (tests/test_engine_replay.py); the checks, issue 16's min_receive and closes_position
--- included (20261129055721), and their error messages are byte-identical.
+-- average) and every order made its own locking read: 0.6 of the schema's write ceiling.
+-- Results are the same row by row (tests/test_engine_replay.py); the checks, issue 16's
+-- min_receive and closes_position included (20261129055721), and their error messages are
+-- byte-identical.
 create or replace function pauv.process_ticker_orders(
     p_ticker text,
     p_max_orders integer,
@@ -19,10 +20,14 @@ set search_path = ''
 -- table was nearly empty (a new market) would otherwise let the cached generic plan
 -- scan portfolio sequentially, and a drain would slow as it grows.
 set enable_seqscan = off
+-- Runs differ in size (1 to 1,000 orders), so the average custom plan looked cheaper than
+-- the generic one and every statement of every run was planned again (about 1 ms for the
+-- trades statement). Keyed lookups and writes have one right plan: plan them once.
+set plan_cache_mode = force_generic_plan
 as $$
 declare
-    -- Runs of 16, 64, 256, then 1,000 orders: a run that stops early (a user another caller
-    -- holds) has locked few orders and users it does not use.
+    -- Runs of 16, 64, 256, then 1,000 orders per visit: a visit that stops early (at a user
+    -- another caller holds) has fetched and locked few orders it does not use.
     v_run_size integer := 16;
     v_base numeric;
     v_step numeric;
