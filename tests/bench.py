@@ -313,8 +313,174 @@ class Placer:
             self.refused += 1
         self.latencies.append(time.perf_counter() - started)
 
+    def start_round_robin(self) -> None:
+        """Place 1-USDP buys in a thread, round-robin over self.users and self.tickers, until
+        stop_round_robin()."""
+        self.stopping = threading.Event()
+        self.errors: list[BaseException] = []
+
+        def run() -> None:
+            k = 0
+            try:
+                while not self.stopping.is_set():
+                    self.place(self.users[k % len(self.users)],
+                               self.tickers[k % len(self.tickers)], "1")
+                    k += 1
+            except BaseException as e:  # noqa: BLE001 - raised by stop_round_robin
+                self.errors.append(e)
+
+        self.thread = threading.Thread(target=run)
+        self.thread.start()
+
+    def stop_round_robin(self) -> None:
+        """Stop the placing thread and the connection; raise what the thread raised."""
+        self.stopping.set()
+        self.thread.join()
+        self.close()
+        if self.errors:
+            raise self.errors[0]
+
     def close(self) -> None:
         self.conn.close()
+
+
+# --- the schema's write ceiling (issue 15) ------------------------------------------------
+
+# What a drain must write, at the least, for the trades the engine made: set-based, one
+# transaction per CEILING_CHUNK orders (in ticker FIFO order), one statement per kind of
+# write, users and holdings written once per user per chunk with their values after it.
+# Same schema: every constraint, foreign key, index and trigger of the tables is in place.
+# The rows other rows point to are locked or written first (issuers, users), so the
+# foreign-key checks of the inserts after them find rows this transaction already holds, as
+# the engine's do (an issuer's row is locked by any correct writer: it serialises the curve).
+CEILING_CHUNK = 1000
+
+CEILING_CAPTURE = f"""
+    drop schema if exists bench cascade;
+    create schema bench;
+    create unlogged table bench.run_orders as
+    select q.id, q.ticker, q.user_id, (row_number() over (order by q.ticker, q.date, q.id) - 1)
+        / {CEILING_CHUNK} as chunk
+    from public.queue as q where q.status = 'pending';
+    create unlogged table bench.start_holdings as
+    select user_id, ticker, pv_amount from public.portfolio;
+    create unlogged table bench.start_pools as
+    select ticker, total_usdp from public.issuer_trading;
+"""
+
+CEILING_OUTCOME = """
+    create unlogged table bench.q as
+    select o.chunk, q.id, q.status, q.error_message, q.processed_at
+    from bench.run_orders as o inner join public.queue as q on q.id = o.id;
+    create unlogged table bench.tx as
+    select o.chunk, x.id as old_id, x.user_id, x.amount_usdp, x.ticker, x.order_type,
+        x.avg_price_paid, x.pv_traded, x.start_price, x.end_price, x.date, x.queue_id,
+        h.price as tick_price, h.supply as tick_supply, h.timestamp as tick_at,
+        case x.order_type when 'buy' then -x.amount_usdp else x.amount_usdp end as usdp_delta,
+        case x.order_type when 'buy' then x.pv_traded else -x.pv_traded end as pv_delta
+    from bench.run_orders as o
+    inner join public.transactions as x on x.queue_id = o.id
+    inner join public.price_history as h on h.transaction_id = x.id;
+    create index on bench.q (chunk);
+    create index on bench.tx (chunk);
+    create index on bench.tx (queue_id);
+    create unlogged table bench.userw as
+    select chunk, user_id, sum(usdp_delta) as delta from bench.tx group by chunk, user_id;
+    create index on bench.userw (chunk);
+    create unlogged table bench.holdw as
+    select w.chunk, w.user_id, w.ticker,
+        coalesce(s.pv_amount, 0) + w.moved as pv,
+        case when coalesce(s.pv_amount, 0) + w.moved = 0 then 0 else p.avg_cost_basis end
+            as basis
+    from (
+        select chunk, user_id, ticker, sum(sum(pv_delta)) over (
+            partition by user_id, ticker order by chunk) as moved
+        from bench.tx group by chunk, user_id, ticker
+    ) as w
+    inner join public.portfolio as p on p.user_id = w.user_id and p.ticker = w.ticker
+    left join bench.start_holdings as s on s.user_id = w.user_id and s.ticker = w.ticker;
+    create index on bench.holdw (chunk);
+    create unlogged table bench.issuerw as
+    select distinct on (w.chunk, w.ticker) w.chunk, w.ticker, w.tick_supply as supply,
+        s.total_usdp - sum(w.usdp_delta) over (
+            partition by w.ticker order by w.chunk, w.old_id) as pool
+    from bench.tx as w inner join bench.start_pools as s on s.ticker = w.ticker
+    order by w.chunk, w.ticker, w.old_id desc;
+    create index on bench.issuerw (chunk);
+    create unlogged table bench.final as
+    select
+        (select array_agg((user_id, usdp_balance) order by user_id)::text from public.users)
+            as users,
+        (select array_agg((user_id, ticker, pv_amount, avg_cost_basis) order by user_id, ticker)
+            ::text from public.portfolio) as portfolio,
+        (select array_agg((ticker, current_supply, total_usdp, current_price) order by ticker)
+            ::text from public.issuer_trading) as issuers,
+        (select count(*) from public.transactions) as trades;
+    analyze bench.q, bench.tx, bench.userw, bench.holdw, bench.issuerw;
+"""
+
+CEILING_WRITE = """
+    select from public.issuer_trading as t
+    where t.ticker in (select w.ticker from bench.issuerw as w where w.chunk = %(chunk)s)
+    for no key update;
+    update public.users as u set usdp_balance = u.usdp_balance + w.delta
+    from bench.userw as w where w.chunk = %(chunk)s and u.user_id = w.user_id;
+    update public.queue as q
+    set status = w.status, error_message = w.error_message, processed_at = w.processed_at
+    from bench.q as w where w.chunk = %(chunk)s and q.id = w.id;
+    insert into public.portfolio as p (user_id, ticker, pv_amount, avg_cost_basis)
+    select user_id, ticker, pv, basis from bench.holdw where chunk = %(chunk)s
+    on conflict (user_id, ticker) do update
+    set pv_amount = excluded.pv_amount, avg_cost_basis = excluded.avg_cost_basis;
+    with trade as (
+        insert into public.transactions (
+            user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
+            start_price, end_price, date, queue_id
+        )
+        select user_id, amount_usdp, ticker, order_type, avg_price_paid, pv_traded,
+            start_price, end_price, date, queue_id
+        from bench.tx where chunk = %(chunk)s order by old_id
+        returning id, queue_id
+    )
+    insert into public.price_history (ticker, price, supply, timestamp, transaction_id)
+    select w.ticker, w.tick_price, w.tick_supply, w.tick_at, trade.id
+    from trade inner join bench.tx as w on w.queue_id = trade.queue_id and w.chunk = %(chunk)s
+    order by trade.id;
+    update public.issuer_trading as t set current_supply = w.supply, total_usdp = w.pool
+    from bench.issuerw as w where w.chunk = %(chunk)s and t.ticker = w.ticker;
+"""
+
+
+def write_ceiling(cluster: Cluster) -> tuple[int, float]:
+    """Replays the captured outcome (bench.*) with the minimum set-based writes, one
+    transaction per chunk, as the service role; checks that it leaves the market exactly
+    as the engine did. Orders written and wall seconds."""
+    with admin(cluster) as conn:
+        chunks = conn.execute("select coalesce(max(chunk), -1) + 1 from bench.q").fetchone()[0]
+        orders = conn.execute("select count(*) from bench.q").fetchone()[0]
+        conn.execute("grant usage on schema bench to service_role;"
+                     " grant select on all tables in schema bench to service_role")
+    with processor(cluster) as conn:
+        conn.autocommit = False
+        started = time.perf_counter()
+        for chunk in range(chunks):
+            conn.execute(CEILING_WRITE % {"chunk": chunk})
+            conn.commit()
+        elapsed = time.perf_counter() - started
+    with admin(cluster) as conn:
+        same = conn.execute("""
+            select f.users = (select array_agg((user_id, usdp_balance) order by user_id)::text
+                              from public.users)
+               and f.portfolio = (select array_agg((user_id, ticker, pv_amount, avg_cost_basis)
+                                  order by user_id, ticker)::text from public.portfolio)
+               and f.issuers = (select array_agg((ticker, current_supply, total_usdp,
+                                current_price) order by ticker)::text from public.issuer_trading)
+               and f.trades = (select count(*) from public.transactions)
+            from bench.final as f
+        """).fetchone()[0]
+    if not same:
+        raise AssertionError("the ceiling's writes did not end where the engine's did")
+    return orders, elapsed
 
 
 # --- results ---------------------------------------------------------------------------------
@@ -409,6 +575,28 @@ class Bench:
                  f" {audit_clean(self.c)}")
         return done / secs
 
+    def ceiling_once(self, orders: int, tickers: int) -> tuple[float, float]:
+        """The engine's drain, then the same trades written by the minimum set-based
+        writes on freshly reloaded, identical data: (engine, ceiling) orders/s."""
+        self.load_drain(orders, tickers)
+        with admin(self.c) as conn:
+            conn.execute(CEILING_CAPTURE)
+        done, secs = timed_drain(self.c)
+        if done != orders:
+            raise AssertionError(f"drained {done} orders, expected {orders}")
+        engine = done / secs
+        with admin(self.c) as conn:
+            conn.execute(CEILING_OUTCOME)
+        self.log(f"{orders} orders, {tickers} tickers, 1 caller: {secs:.2f} s,"
+                 f" {engine:,.0f} orders/s, {audit_clean(self.c)}")
+        self.load_drain(orders, tickers)
+        written, wsecs = write_ceiling(self.c)
+        if written != orders:
+            raise AssertionError(f"the ceiling wrote {written} orders, expected {orders}")
+        self.log(f"the same trades by the minimum set-based writes: {wsecs:.2f} s,"
+                 f" {written / wsecs:,.0f} orders/s, {audit_clean(self.c)}")
+        return engine, written / wsecs
+
     def scenario_1(self) -> None:
         s = self.s
         small = self.fig("1a", label="drain, 1 caller", unit="orders/s",
@@ -421,13 +609,22 @@ class Bench:
         ratio = self.fig("1c", label="per-order cost, large / small", unit="x",
                          target="<= 1.25", check=lambda v: v <= 1.25,
                          size=f"{s['drain']:,} vs {s['drain_small']:,}")
+        ceiling = self.fig("1d", label="write ceiling: the same trades, minimum set-based writes",
+                           unit="orders/s", size=f"{s['drain']:,} orders, {CEILING_CHUNK:,} per"
+                                                 " transaction")
+        share = self.fig("1e", label="engine / write ceiling (1b / 1d)", unit="x",
+                         target=">= 0.9", check=lambda v: v >= 0.9, size="same run")
         for _ in range(self.runs):
             a = self.drain_once(s["drain_small"], s["tickers"])
-            b = self.drain_once(s["drain"], s["tickers"])
+            b, c = self.ceiling_once(s["drain"], s["tickers"])
             small.runs.append(a)
             big.runs.append(b)
             ratio.runs.append(a / b)
+            ceiling.runs.append(c)
+            share.runs.append(b / c)
         big.note = "audit clean after every drain"
+        ceiling.note = ("users and holdings once per user per transaction; every constraint,"
+                        " foreign key, index and trigger in place; ends where the engine ended")
 
     def scenario_2(self) -> None:
         s = self.s
@@ -469,6 +666,54 @@ class Bench:
             base = self.figures["1b"].median
             ratio.runs = [v / base for v in f.runs]
         ratio2.runs = [v / one.median for v in two.runs]
+
+    def scenario_11(self) -> None:
+        """Issue 15 item 3: placements while a drain runs. One connection places buys (of
+        users with no other order, so none is refused) while one caller drains the
+        100,000 orders; every placement is timed client-side."""
+        s = self.s
+        size = f"{s['drain']:,} orders / {s['tickers']} tickers, 1 placing connection"
+        p50 = self.fig("11a", label="place_order during a drain, p50", unit="ms", size=size)
+        p99 = self.fig("11b", label="place_order during a drain, p99", unit="ms",
+                       target="<= 50", check=lambda v: v <= 50, size=size)
+        drained = self.fig("11c", label="drain with placements arriving", unit="orders/s",
+                           size=size)
+        placers = s["users"] // 2
+        for _ in range(self.runs):
+            self.load_drain(s["drain"], s["tickers"])
+            with admin(self.c) as conn:
+                conn.execute(f"""
+                    insert into auth.users (id, email, raw_user_meta_data)
+                    select {user_sql('-i')}, 'placer' || i || '@example.test', '{{}}'::jsonb
+                    from generate_series(1, {placers}) as i;
+                    update public.users set usdp_balance = {BALANCE} where usdp_balance = 0;
+                    insert into pauv.usdp_movements (user_id, amount)
+                    select {user_sql('-i')}, {BALANCE} from generate_series(1, {placers}) as i;
+                """)
+            placer = Placer(self.c)
+            placer.users = [str(r[0]) for r in placer.conn.execute(
+                f"select {user_sql('-i')} from generate_series(1, {placers}) as i").fetchall()]
+            placer.conn.commit()
+            placer.start_round_robin()
+            try:
+                time.sleep(0.3)  # the placing loop is warm before the drain starts
+                placer.latencies.clear()
+                with processor(self.c) as conn:
+                    started = time.perf_counter()
+                    done = drain_loop(conn)
+                    elapsed = time.perf_counter() - started
+            finally:
+                placer.stop_round_robin()
+            lat = sorted(placer.latencies)
+            p50.runs.append(lat[len(lat) // 2] * 1000)
+            p99.runs.append(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000)
+            drained.runs.append(done / elapsed)
+            p99.note = (f"{len(lat):,} placements during the drain ({placer.refused} refused),"
+                        f" max {lat[-1] * 1000:.1f} ms")
+            drain_all(self.c)
+            self.log(f"drain {done} orders in {elapsed:.2f} s with {len(lat)} placements:"
+                     f" p50 {p50.runs[-1]:.1f} ms, p99 {p99.runs[-1]:.1f} ms,"
+                     f" max {lat[-1] * 1000:.1f} ms; {audit_clean(self.c)}")
 
     def configure_webhook(self, project_url: str, secret_key: str) -> None:
         """Vault's two secrets, as docs/webhook.md sets them; no wake queued, no drain."""
@@ -727,22 +972,8 @@ class Bench:
             load_finished(self.c, rows=s["cleanup"], tickers=s["tickers"], users=s["users"])
             vacuum(self.c)
             placer = Placer(self.c)
-            stop = threading.Event()
-            errors: list[BaseException] = []
-
-            def place_loop() -> None:
-                k = 0
-                try:
-                    while not stop.is_set():
-                        # Round-robin over users: at most 5 pending each at this pace.
-                        placer.place(placer.users[k % len(placer.users)],
-                                     placer.tickers[k % len(placer.tickers)], "1")
-                        k += 1
-                except BaseException as e:  # noqa: BLE001 - reported below
-                    errors.append(e)
-
-            thread = threading.Thread(target=place_loop)
-            thread.start()
+            # Round-robin over users: at most 5 pending each at this pace.
+            placer.start_round_robin()
             time.sleep(0.5)  # the placing loop is warm before the cleanup starts
             placer.latencies.clear()
             deleted = 0
@@ -755,11 +986,7 @@ class Bench:
                     if not r["has_more"]:
                         break
                 elapsed = time.perf_counter() - started
-            stop.set()
-            thread.join()
-            placer.close()
-            if errors:
-                raise errors[0]
+            placer.stop_round_robin()
             if deleted != s["cleanup"]:
                 raise AssertionError(f"cleanup deleted {deleted}, expected {s['cleanup']}")
             rate.runs.append(deleted / elapsed)
@@ -822,7 +1049,7 @@ class Bench:
                          f" {longest_rel[1]}; audit clean")
 
 
-SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10"]
+SCENARIOS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]
 
 
 def main(argv: list[str] | None = None) -> int:
