@@ -19,9 +19,6 @@ PROCESSOR = {
     "process_next_queue_order": "select public.process_next_queue_order(%s)",
     "process_ticker_orders":
         "select count(*) from pauv.process_ticker_orders('NOW', 1000, 'infinity', %s)",
-    "write_order_batch":
-        "select count(*) from pauv.write_order_batch('NOW', %s, '{}', '{}', '{}', '{}', '{}',"
-        " '{}', '{}', '{}', '{}', '{}', '{}', '{}')",
 }
 JOBS = {
     "refresh_issuer_stats_cache": "select public.refresh_issuer_stats_cache(%s)",

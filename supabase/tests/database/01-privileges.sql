@@ -62,11 +62,6 @@ insert into function_allow_list (signature, allowed_roles) values
 -- Realtime (issue 16): a trigger function, executable by nobody.
 ('pauv.broadcast_order_fills()', '{}'),
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
-(
-    'pauv.write_order_batch(text, timestamptz, bigint[], text[], uuid[], text[], text[], '
-    || 'numeric[], numeric[], numeric[], numeric[], numeric[], numeric[], numeric[])',
-    '{service_role}'
-),
 ('public.process_next_queue_order(timestamptz)', '{service_role}'),
 ('public.process_all_pending_orders(integer, numeric, timestamptz)', '{service_role}'),
 ('public.audit_market_invariants()', '{service_role}'),
