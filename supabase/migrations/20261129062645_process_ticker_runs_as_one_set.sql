@@ -4,9 +4,16 @@
 -- inline, and the run is written with one statement per table, users and holdings once per
 -- user with their final values. Before, a batch ended at a user's second order (37 orders on
 -- average) and every order made its own locking read: 0.6 of the schema's write ceiling.
--- Results are the same row by row (tests/test_engine_replay.py); the checks, issue 16's
--- min_receive and closes_position included (20261129055721), and their error messages are
--- byte-identical.
+-- Results are the same row by row (tests/test_engine_replay.py); the checks and their error
+-- messages are byte-identical. Issue 16 adds two, written here only (this body replaces the
+-- whole engine in the same change):
+-- - min_receive: the order fails, moving nothing, when what it would receive (the exact PV
+--   of pauv.buy_quantity, the exact USDP of pauv.sell_payout, as written to the trade) is
+--   less; the reason states both numbers.
+-- - closes_position: a close sells any amount from 0.00000001 PV (no 0.01 minimum) and may
+--   pay 0 USDP, but only the whole holding: if the holding is no longer the amount placed
+--   (close_position() makes that impossible; a row written by the table's owner need not
+--   keep it) the order fails, so a completed close always leaves exactly 0 with basis 0.
 create or replace function pauv.process_ticker_orders(
     p_ticker text,
     p_max_orders integer,
