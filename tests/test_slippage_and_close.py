@@ -61,6 +61,14 @@ def holder(conn, ticker, usdp="100") -> object:
     return user
 
 
+def fails_moving_nothing(conn, order_id, error_message: str) -> None:
+    """Drain; the order fails with exactly this reason, and no money or token moved."""
+    before = money_state(conn)
+    drain(conn)
+    assert outcome(conn, order_id) == ("failed", error_message, None, None)
+    assert money_state(conn) == before
+
+
 def error_of(conn, sql, *args) -> tuple[str, str]:
     conn.execute("savepoint attempt")
     with pytest.raises(psycopg.Error) as err:
@@ -119,15 +127,11 @@ def test_an_order_the_price_moved_away_from_fails_and_moves_nothing(db) -> None:
     now_receives = db.execute("select receive from public.quote_order('SLP', 'buy', 100)"
                               ).fetchone()[0]
     assert now_receives < PV_FOR_100
-    before = money_state(db)
-    drain(db)
-    assert outcome(db, limited) == (
-        "failed",
+    fails_moving_nothing(
+        db, limited,
         f"price moved past the limit: the buy would receive {now_receives} PV,"
         " min_receive is 73.20508075 PV",
-        None, None,
     )
-    assert money_state(db) == before
     assert outcome(db, first)[0] == "completed"
 
 
@@ -337,14 +341,11 @@ def test_a_close_whose_earlier_sell_was_cancelled_fails_and_moves_nothing(db) ->
     order_id = close(db, user, "CLS")[0]
     with signed_in(db, user):
         db.execute("select public.cancel_order(%s)", (sell,))
-    before = money_state(db)
-    drain(db)
-    assert outcome(db, order_id)[0:2] == (
-        "failed",
+    fails_moving_nothing(
+        db, order_id,
         "the position changed since the close was placed: 73.20508075 PV held, 3.20508075 to sell;"
         " close it again",
     )
-    assert money_state(db) == before
 
 
 def test_a_pending_close_reserves_the_whole_position(db) -> None:
@@ -410,14 +411,11 @@ def test_a_close_whose_position_changed_fails_and_moves_nothing(db) -> None:
         "insert into public.queue (user_id, ticker, order_type, amount_pv, closes_position)"
         " values (%s, 'CLS', 'sell', 0.005, true) returning id", (user,),
     ).fetchone()[0]
-    before = money_state(db)
-    drain(db)
-    assert outcome(db, order_id)[0:2] == (
-        "failed",
+    fails_moving_nothing(
+        db, order_id,
         "the position changed since the close was placed: 73.20508075 PV held, 0.005 to sell;"
         " close it again",
     )
-    assert money_state(db) == before
 
 
 @pytest.mark.parametrize("level", LEVELS)
