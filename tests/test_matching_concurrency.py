@@ -340,3 +340,260 @@ def test_a_worker_killed_inside_the_drain_leaves_no_trace(market: Cluster) -> No
         assert audit(observer) == []
     blocker.close()
     victim.close()
+
+
+def executed_amounts(conn, ticker: str) -> list[Decimal]:
+    """The USDP each executed buy of the ticker spent, in execution (trade id) order."""
+    return [r[0] for r in conn.execute(
+        "select q.amount_usdp from public.transactions as t join public.queue as q"
+        " on q.id = t.queue_id where t.ticker = %s order by t.id", (ticker,))]
+
+
+def test_a_placement_does_not_wait_for_a_processor_call_that_has_not_committed(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """Issue 15: a processor held the ticker's intake lock until it committed, so every
+    placement of the ticker waited for the whole call. Placements now wait only for the
+    instant a run's horizon is read: with a lock_timeout they would fail if they waited."""
+    users = setup_market(market, ["ONE"], users=2, balance=1000)
+    queue_buys(market, [(users[0], "ONE", 10), (users[1], "ONE", 11), (users[0], "ONE", 12)])
+    first = market.connect()
+    request.addfinalizer(first.close)
+    # The call has executed every order (their users' rows and the issuer's are locked
+    # by it) and has not committed.
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 3
+    placer = market.connect()
+    request.addfinalizer(placer.close)
+    placer.execute("set lock_timeout = '2s'")
+    placer.commit()
+    assert place_as(placer, users[0], "ONE", "buy", Decimal("13")) is not None
+    with market.connect(autocommit=True) as service:
+        service.execute("set lock_timeout = '2s'")
+        service.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+                        " values (%s, 'ONE', 'buy', 14)", (users[1],))
+        # The ticker still belongs to the first call: no other processor takes it.
+        result = service.execute("select public.process_all_pending_orders()").fetchone()[0]
+        assert (result["total_processed"], result["has_more"]) == (0, True)
+        assert service.execute("select public.process_next_queue_order()").fetchone()[0] == {
+            "processed": False,
+            "reason": "pending orders wait, but their tickers are busy in another caller, retry",
+            "busy_orders": 5,  # its 3 executed orders are pending until it commits
+        }
+        first.commit()
+        assert drain(service)["successful"] == 2
+        assert executed_amounts(service, "ONE") == [Decimal(n) for n in (10, 11, 12, 13, 14)]
+        assert audit(service) == []
+
+
+def test_a_call_executes_orders_placed_while_it_runs_after_the_earlier_ones(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    users = setup_market(market, ["ONE"], users=2, balance=1000)
+    queue_buys(market, [(users[0], "ONE", 10), (users[1], "ONE", 11)])
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 2
+    placer = market.connect()
+    request.addfinalizer(placer.close)
+    placer.execute("set lock_timeout = '2s'")  # fails, rather than hangs, if it waits
+    placer.commit()
+    assert place_as(placer, users[0], "ONE", "buy", Decimal("12")) is not None
+    # Still in its transaction, the caller reads a new horizon and the new order with it.
+    result = first.execute("select public.process_all_pending_orders()").fetchone()[0]
+    assert (result["successful"], result["has_more"]) == (1, False)
+    first.commit()
+    with market.connect(autocommit=True) as service:
+        assert executed_amounts(service, "ONE") == [Decimal(n) for n in (10, 11, 12)]
+        assert service.execute("select usdp_balance from public.users where user_id = %s",
+                               (users[0],)).fetchone()[0] == Decimal("978")
+        assert audit(service) == []
+
+
+@pytest.mark.parametrize("level", ["repeatable read", "serializable"])
+def test_a_processor_refuses_a_transaction_that_is_not_read_committed(
+    market: Cluster, level: str,
+) -> None:
+    """The horizon holds because each statement sees what committed before it started; a
+    transaction-wide snapshot could miss an earlier order and run a later one first."""
+    users = setup_market(market, ["ONE"], users=1, balance=1000)
+    queue_buys(market, [(users[0], "ONE", 10)])
+    with market.connect() as conn:
+        conn.execute(f"set transaction isolation level {level}")
+        for call in ("process_all_pending_orders()", "process_next_queue_order()"):
+            with pytest.raises(psycopg.errors.InvalidTransactionState) as raised:
+                conn.execute(f"select public.{call}")
+            assert str(raised.value.diag.message_primary) == (
+                f"the order processor runs at READ COMMITTED, this transaction is {level.upper()}")
+            assert "BEGIN ISOLATION LEVEL READ COMMITTED" in raised.value.diag.message_hint
+            conn.rollback()
+            conn.execute(f"set transaction isolation level {level}")
+        conn.rollback()
+        assert conn.execute("select status from public.queue").fetchall() == [("pending",)]
+        conn.rollback()
+
+
+def test_one_hot_ticker_placed_into_and_drained_at_once_stays_fifo(market: Cluster) -> None:
+    """Placements (place_order and the app's direct INSERT) stream into one ticker while
+    three callers drain it in small calls: every order executes in (date, id) order
+    (the audit's fifo check over trade ids) and nothing is left or lost."""
+    users = setup_market(market, ["HOT"], users=16, balance=100000)
+    placing_done = threading.Event()
+    errors: list[BaseException] = []
+    placed = {"n": 0}
+
+    def placer(seed: int) -> None:
+        rng = random.Random(seed)
+        conn = market.connect()
+        try:
+            for i in range(80):
+                user = users[(seed * 4 + i) % len(users)]
+                amount = Decimal(rng.randint(100, 5000)) / 100
+                if i % 3:
+                    if place_as(conn, user, "HOT", "buy", amount):
+                        placed["n"] += 1
+                else:
+                    conn.execute("insert into public.queue (user_id, ticker, order_type,"
+                                 " amount_usdp) values (%s, 'HOT', 'buy', %s)", (user, amount))
+                    conn.commit()
+                    placed["n"] += 1
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+        finally:
+            conn.close()
+
+    def worker() -> None:
+        conn = market.connect(autocommit=True)
+        try:
+            while True:
+                result = conn.execute("select public.process_all_pending_orders(7)").fetchone()[0]
+                if placing_done.is_set() and not result["has_more"]:
+                    return
+                if result["total_processed"] == 0:
+                    time.sleep(0.002)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=worker) for _ in range(3)]
+    placers = [threading.Thread(target=placer, args=(seed,)) for seed in range(4)]
+    for t in workers + placers:
+        t.start()
+    for t in placers:
+        t.join(300)
+    placing_done.set()
+    for t in workers:
+        t.join(300)
+    assert errors == []
+    with market.connect() as conn:
+        assert dict(conn.execute("select status, count(*) from public.queue group by status")) == {
+            "completed": placed["n"]}
+        assert conn.execute("select count(*) from public.transactions").fetchone()[0] == placed["n"]
+        # Execution order is (date, id) order, compared whole (the audit checks neighbours).
+        assert [r[0] for r in conn.execute(
+            "select t.queue_id from public.transactions as t order by t.id")] == [r[0] for r in conn.execute(
+                "select q.id from public.queue as q order by q.date, q.id")]
+        assert audit(conn) == []
+
+
+def test_a_call_that_owns_the_ticker_waits_for_an_order_being_inserted_before_later_ones(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """The caller already owns the ticker when an earlier order is still being inserted
+    and a later one has committed: the later one waits behind the earlier (the run reads
+    only orders dated before its horizon), so FIFO holds."""
+    users = setup_market(market, ["ONE"], users=2, balance=1000)
+    queue_buys(market, [(users[0], "ONE", 10)])
+    with market.connect(autocommit=True) as conn:
+        # A wake of the processor is queued, as when the webhook is configured: inserts
+        # then only read the wake state. (Unconfigured, each insert claims the wake row,
+        # so a second insert would wait for the first to commit.)
+        conn.execute("update pauv.process_queue_wake_state set wake_requested_at = now(),"
+                     " wake_timeout = '1 hour'")
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 1  # and the ticker is this transaction's until it commits
+    inserting = market.connect()
+    request.addfinalizer(inserting.close)
+    inserting.execute("set lock_timeout = '2s'")
+    inserting.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+                      " values (%s, 'ONE', 'buy', 5)", (users[0],))  # not committed yet
+    with market.connect(autocommit=True) as later:
+        later.execute("set lock_timeout = '2s'")
+        later.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+                      " values (%s, 'ONE', 'buy', 6)", (users[1],))  # dated after it
+    result = first.execute("select public.process_all_pending_orders()").fetchone()[0]
+    assert (result["total_processed"], result["has_more"]) == (0, True)
+    inserting.commit()
+    result = first.execute("select public.process_all_pending_orders()").fetchone()[0]
+    assert (result["successful"], result["has_more"]) == (2, False)
+    first.commit()
+    with market.connect(autocommit=True) as service:
+        assert executed_amounts(service, "ONE") == [Decimal(n) for n in (10, 5, 6)]
+        assert audit(service) == []
+
+
+def test_an_order_being_inserted_between_two_runs_of_one_call_holds_back_later_ones(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """Inside one call, after its first run: an earlier order is still being inserted and
+    a later one has committed. The next run cannot take a new horizon (the insert holds
+    the intake lock), keeps the last one and so leaves the later order for after the
+    earlier: FIFO holds. A test-only trigger on the run's price ticks makes both inserts
+    from other sessions (dblink) at exactly that point."""
+    users = setup_market(market, ["ONE"], users=2, balance=100000)
+    # 16 orders fill the call's first run, so it reads a second one.
+    queue_buys(market, [(users[0], "ONE", 10)] * 16)
+    insert = ("insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+              " values (''{}'', ''ONE'', ''buy'', {})")
+    with market.connect("supabase_admin", autocommit=True) as admin:
+        # A queued wake, as when the webhook is configured: the inserts only read its state
+        # (unconfigured, each insert claims the wake row and the second would wait).
+        admin.execute("update pauv.process_queue_wake_state set wake_requested_at = now(),"
+                      " wake_timeout = '1 hour'")
+        admin.execute("create extension if not exists dblink with schema extensions")
+        # SECURITY DEFINER as a superuser: dblink lets only superusers connect without a
+        # password. Fires after the first run's ticks, once.
+        admin.execute(f"""
+            create function public.test_insert_between_runs() returns trigger
+            language plpgsql security definer set search_path = '' as $$
+            begin
+                if 'earlier' = any(coalesce(extensions.dblink_get_connections(), '{{}}')) then
+                    return null;
+                end if;
+                perform extensions.dblink_connect('earlier', '{market.dsn()}');
+                perform extensions.dblink_exec('earlier', 'begin');
+                perform extensions.dblink_exec('earlier', '{insert.format(users[0], 5)}');
+                perform extensions.dblink_exec(
+                    '{market.dsn()} options=''-c lock_timeout=2s''', '{insert.format(users[1], 6)}');
+                return null;
+            end $$""")
+        admin.execute("create trigger test_insert_between_runs after insert on public.price_history"
+                      " for each statement execute function public.test_insert_between_runs()")
+
+    def drop_test_trigger() -> None:
+        with market.connect("supabase_admin", autocommit=True) as admin:
+            admin.execute("drop trigger if exists test_insert_between_runs on public.price_history")
+            admin.execute("drop function if exists public.test_insert_between_runs()")
+            admin.execute("drop extension if exists dblink")
+
+    request.addfinalizer(drop_test_trigger)
+    first = market.connect()
+    request.addfinalizer(first.close)
+    result = first.execute("select public.process_all_pending_orders()").fetchone()[0]
+    assert (result["successful"], result["failed"], result["has_more"]) == (16, 0, True)
+    # The earlier order commits, then the caller's transaction.
+    first.execute("select extensions.dblink_exec('earlier', 'commit'),"
+                  " extensions.dblink_disconnect('earlier')")
+    first.commit()
+    drop_test_trigger()
+    with market.connect(autocommit=True) as service:
+        assert dict(service.execute(
+            "select amount_usdp, status from public.queue where amount_usdp < 10")) == {
+                Decimal("5"): "pending", Decimal("6"): "pending"}
+        assert drain(service)["successful"] == 2
+        assert executed_amounts(service, "ONE") == [Decimal(10)] * 16 + [Decimal(5), Decimal(6)]
+        assert audit(service) == []

@@ -62,6 +62,10 @@ insert into function_allow_list (signature, allowed_roles) values
 -- Realtime (issue 16): a trigger function, executable by nobody.
 ('pauv.broadcast_order_fills()', '{}'),
 ('pauv.process_ticker_orders(text, integer, timestamptz, timestamptz)', '{service_role}'),
+-- Issue 15: processors claim a ticker with their own lock and take its intake lock only
+-- for an instant (the horizon); both run as the processor's caller.
+('pauv.claim_ticker(text)', '{service_role}'),
+('pauv.ticker_intake_horizon(text)', '{service_role}'),
 ('public.process_next_queue_order(timestamptz)', '{service_role}'),
 ('public.process_all_pending_orders(integer, numeric, timestamptz)', '{service_role}'),
 ('public.audit_market_invariants()', '{service_role}'),
