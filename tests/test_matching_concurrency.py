@@ -82,6 +82,41 @@ def test_two_concurrent_placements_cannot_spend_the_same_balance(market: Cluster
     second.close()
 
 
+def run_placers_while_draining(cluster: Cluster, placer, *, placers: int, workers: int,
+                               call_size: int, placing_done: threading.Event,
+                               errors: list[BaseException]) -> None:
+    """Runs placer(seed) for seeds 0..placers-1 while `workers` service connections call
+    process_all_pending_orders(call_size) in a loop; they stop once placing is done and
+    nothing is pending. Asserts that no thread raised."""
+
+    def worker() -> None:
+        conn = cluster.connect(autocommit=True)
+        conn.execute("set role service_role")
+        try:
+            while True:
+                result = conn.execute("select public.process_all_pending_orders(%s, 5)",
+                                      (call_size,)).fetchone()[0]
+                if placing_done.is_set() and not result["has_more"]:
+                    return
+                if result["total_processed"] == 0:
+                    time.sleep(0.005)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            errors.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
+    seeded = [threading.Thread(target=placer, args=(seed,)) for seed in range(placers)]
+    for t in threads + seeded:
+        t.start()
+    for t in seeded:
+        t.join(300)
+    placing_done.set()
+    for t in threads:
+        t.join(300)
+    assert errors == []
+
+
 def test_random_streams_drained_by_four_workers_keep_every_invariant(market: Cluster) -> None:
     tickers = ["AAA", "BBB", "CCC", "DDD"]
     users = setup_market(market, tickers, users=24, balance=500)
@@ -135,32 +170,8 @@ def test_random_streams_drained_by_four_workers_keep_every_invariant(market: Clu
         finally:
             conn.close()
 
-    def worker() -> None:
-        conn = market.connect(autocommit=True)
-        act_as_service = "set role service_role"
-        conn.execute(act_as_service)
-        try:
-            while True:
-                result = conn.execute("select public.process_all_pending_orders(25, 5)").fetchone()[0]
-                if placing_done.is_set() and not result["has_more"]:
-                    return
-                if result["total_processed"] == 0:
-                    time.sleep(0.005)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-        finally:
-            conn.close()
-
-    workers = [threading.Thread(target=worker) for _ in range(4)]
-    placers = [threading.Thread(target=placer, args=(seed,)) for seed in range(3)]
-    for t in workers + placers:
-        t.start()
-    for t in placers:
-        t.join(300)
-    placing_done.set()
-    for t in workers:
-        t.join(300)
-    assert errors == []
+    run_placers_while_draining(market, placer, placers=3, workers=4, call_size=25,
+                               placing_done=placing_done, errors=errors)
     assert placed["n"] > 100
 
     with market.connect() as conn:
@@ -463,30 +474,8 @@ def test_one_hot_ticker_placed_into_and_drained_at_once_stays_fifo(market: Clust
         finally:
             conn.close()
 
-    def worker() -> None:
-        conn = market.connect(autocommit=True)
-        try:
-            while True:
-                result = conn.execute("select public.process_all_pending_orders(7)").fetchone()[0]
-                if placing_done.is_set() and not result["has_more"]:
-                    return
-                if result["total_processed"] == 0:
-                    time.sleep(0.002)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
-        finally:
-            conn.close()
-
-    workers = [threading.Thread(target=worker) for _ in range(3)]
-    placers = [threading.Thread(target=placer, args=(seed,)) for seed in range(4)]
-    for t in workers + placers:
-        t.start()
-    for t in placers:
-        t.join(300)
-    placing_done.set()
-    for t in workers:
-        t.join(300)
-    assert errors == []
+    run_placers_while_draining(market, placer, placers=4, workers=3, call_size=7,
+                               placing_done=placing_done, errors=errors)
     with market.connect() as conn:
         assert dict(conn.execute("select status, count(*) from public.queue group by status")) == {
             "completed": placed["n"]}

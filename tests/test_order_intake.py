@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import psycopg
@@ -179,13 +180,17 @@ def test_amounts_padded_with_16000_zeros_are_stored_at_their_domains_scale(db) -
         db.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp, amount_pv,"
                    " status) values (%s, 'PAD', 'buy', %s::numeric, 0, 'pending')",
                    (user, "99.5" + LONG_ZEROS))
-    assert drain(db, "2026-11-28 09:10+00")["successful"] == 2
+    # Times within the window the processor and the jobs accept (p_now at most 1 day old):
+    # two hours back from the current hour, so the snapshot at `hour` closes their hour.
+    hour = db.execute("select date_trunc('hour', now())").fetchone()[0]
+    at = {m: (hour - timedelta(hours=2) + timedelta(minutes=m)).isoformat() for m in (10, 20, 30)}
+    assert drain(db, at[10])["successful"] == 2
     with signed_in(db, user):
         db.execute("select public.place_order('PAD', 'sell', %s::numeric)", ("1.5" + LONG_ZEROS,))
     app_insert(db, user, "PAD", "sell", "0.25" + LONG_ZEROS)
-    assert drain(db, "2026-11-28 09:20+00")["successful"] == 2
-    db.execute("select public.refresh_issuer_stats_cache('2026-11-28 09:30+00')")
-    db.execute("select public.snapshot_hourly_prices(p_now => '2026-11-28 11:00+00')")
+    assert drain(db, at[20])["successful"] == 2
+    db.execute("select public.refresh_issuer_stats_cache(%s)", (at[30],))
+    db.execute("select public.snapshot_hourly_prices(p_now => %s)", (hour,))
     found = {name: db.execute(sql).fetchone()[0] for name, (sql, _) in SCALES.items()}
     assert all(v is not None for v in found.values()), found
     too_long = {name: v for name, v in found.items() if v > SCALES[name][1]}
