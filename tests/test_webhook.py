@@ -314,6 +314,33 @@ def test_without_the_secrets_inserts_succeed_and_nothing_is_sent(
     assert wake_state(db) == {"wake_queued": False, "drain_id": None}
 
 
+def test_without_the_secrets_concurrent_inserts_do_not_wait_for_each_other(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """Unconfigured, each insert used to claim the wake row, send nothing and release it,
+    holding the row's lock until commit: a second placement waited for the first."""
+    with market.connect("supabase_admin", autocommit=True) as conn:
+        reset_wake_state(conn)
+        assert conn.execute("select count(*) from vault.secrets").fetchone()[0] == 0
+        users = [new_user(conn, balance=100) for _ in range(2)]
+        ticker = new_issuer(conn, "NOW")
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert len(insert_buys(first, users[:1], ticker, "5", per_user=1)) == 1  # not committed
+    with market.connect(autocommit=True) as second:
+        # Waiting would end in a lock timeout, which the trigger (best effort) turns into a
+        # warning rather than failing the insert.
+        second.execute("set lock_timeout = '2s'")
+        notices: list[str] = []
+        second.add_notice_handler(lambda d: notices.append(d.message_primary))
+        assert len(insert_buys(second, users[1:], ticker, "5", per_user=1)) == 1
+        assert notices == []
+        first.commit()
+        assert second.execute("select count(*) from public.queue where status = 'pending'"
+                              ).fetchone()[0] == 2
+        assert wake_state(second) == {"wake_queued": False, "drain_id": None}
+
+
 @pytest.mark.parametrize("schema", ["net", "vault"])
 def test_without_pg_net_or_vault_inserts_succeed(cluster: Cluster, schema: str) -> None:
     """The extension is dropped inside a transaction that is rolled back."""

@@ -99,6 +99,7 @@ insert into function_allow_list (signature, allowed_roles) values
 -- service-only RPCs (SECURITY INVOKER wrappers in public over DEFINER ones in pauv).
 ('pauv.notify_process_queue()', '{}'),
 ('pauv.send_process_queue_wake(jsonb)', '{}'),
+('pauv.process_queue_wake_configured()', '{}'),
 ('pauv.lock_process_queue_wake(boolean)', '{}'),
 ('pauv.begin_process_queue_drain()', '{service_role}'),
 ('pauv.end_process_queue_drain(uuid, text)', '{service_role}'),
