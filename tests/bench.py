@@ -643,8 +643,17 @@ class Bench:
         f = self.fig("3", label="drain, one hot ticker", unit="orders/s", target=">= 3,000",
                      check=lambda v: v >= 3000,
                      size=f"{s['hot']:,} orders / 1 ticker / {s['users']:,} users")
+        # Issue 15: whether the hot ticker's rate is the engine's or its writes' limit.
+        ceiling = self.fig("3b", label="hot ticker write ceiling: the same trades, minimum writes",
+                           unit="orders/s", size=f"{s['hot']:,} orders, {CEILING_CHUNK:,} per"
+                                                 " transaction")
+        share = self.fig("3c", label="hot ticker engine / write ceiling (3 / 3b)", unit="x",
+                         size="same run")
         for _ in range(self.runs):
-            f.runs.append(self.drain_once(s["hot"], 1))
+            engine, written = self.ceiling_once(s["hot"], 1)
+            f.runs.append(engine)
+            ceiling.runs.append(written)
+            share.runs.append(engine / written)
 
     def scenario_4(self) -> None:
         s = self.s
