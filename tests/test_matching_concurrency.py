@@ -586,3 +586,30 @@ def test_an_order_being_inserted_between_two_runs_of_one_call_holds_back_later_o
         assert drain(service)["successful"] == 2
         assert executed_amounts(service, "ONE") == [Decimal(10)] * 16 + [Decimal(5), Decimal(6)]
         assert audit(service) == []
+
+
+def test_a_call_that_meets_a_user_another_caller_holds_ends_there(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """A call holds the users it executed until it commits. Another call that has executed
+    orders and then meets one of them ends (has_more), committing and releasing its own users
+    rather than going on to the next ticker; a call that has executed nothing goes on."""
+    busy, a, b = setup_market(market, ["ONE", "TWO", "HLD"], users=3, balance=1000)
+    queue_buys(market, [(busy, "HLD", 10)])
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 1  # and holds `busy` until it commits
+    # On each ticker: a free user's order, then the held user's, then another free one.
+    queue_buys(market, [(a, "ONE", 10), (busy, "ONE", 11), (b, "ONE", 12),
+                        (a, "TWO", 10), (busy, "TWO", 11), (b, "TWO", 12)])
+    with market.connect(autocommit=True) as second:
+        calls = [second.execute("select public.process_all_pending_orders()").fetchone()[0]
+                 for _ in range(3)]
+        assert [(c["total_processed"], c["has_more"]) for c in calls] == [
+            (1, True), (1, True), (0, True)]
+        first.commit()
+        assert drain(second)["successful"] == 4
+        for ticker in ("ONE", "TWO"):
+            assert executed_amounts(second, ticker) == [Decimal(10), Decimal(11), Decimal(12)]
+        assert audit(second) == []

@@ -8,6 +8,9 @@
 -- the intake lock only for an instant, reads the time (the ticker's intake horizon), lets
 -- go, and reads only orders dated before the horizon. Another lock, held until commit, keeps
 -- other processors off the ticker (pauv.claim_ticker, next migration).
+-- The engine also flags, for the transaction, that a run stopped at a user another caller
+-- holds (pauv.met_busy_user): the next migration's process_all_pending_orders ends its call
+-- there.
 
 -- The instant: the lock is taken in a block that is rolled back on purpose, which releases
 -- it at once. A transaction-level advisory lock cannot be released otherwise, and a session
@@ -223,6 +226,9 @@ begin
                 -- bypassed): the order fails.
                 if exists (select from public.users as u where u.user_id = v_users[v_i]) then
                     v_stop := true;
+                    -- Tells process_all_pending_orders to end its call (a transaction-local
+                    -- setting: the outcome rows have no place for it).
+                    perform pg_catalog.set_config('pauv.met_busy_user', 'true', true);
                     exit;
                 end if;
                 v_error := format('unknown user %s', coalesce(v_users[v_i]::text, 'null'));

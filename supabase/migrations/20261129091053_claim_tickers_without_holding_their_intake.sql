@@ -2,7 +2,13 @@
 -- ticker's intake lock (see the previous migration): a placement of the ticker waits for a
 -- processor only while it reads the intake horizon, not for the whole call. Two processors
 -- still never work on one ticker at once, and a ticker with an order being inserted is
--- still left for the next call. Both entry points restated whole; only the claim changed.
+-- still left for the next call. Both entry points restated whole; besides the claim, one
+-- change to process_all_pending_orders: a call that has executed orders and then meets a
+-- user another caller holds ends there (has_more stays true). A call holds the users it
+-- executed until it commits, and every run of another caller stops at the first of them:
+-- with two callers at 1,000 orders per call, runs averaged 15 orders and a third of the
+-- runs fetched executed nothing (1.27x one caller). Committing at the first collision keeps
+-- both callers' held users few; a single caller never meets one and keeps its long calls.
 
 create function pauv.claim_ticker(p_ticker text)
 returns boolean
@@ -68,6 +74,8 @@ begin
             using errcode = 'invalid_parameter_value';
     end if;
     v_deadline := v_started + p_max_seconds * interval '1 second';
+    -- Set by pauv.process_ticker_orders when a run stops at a user another caller holds.
+    perform pg_catalog.set_config('pauv.met_busy_user', 'false', true);
 
     -- Start at a random issuer and walk the tickers with pending orders from there (a
     -- loose index scan, one probe per ticker), wrapping around once.
@@ -118,6 +126,8 @@ begin
                 v_failed := v_failed + 1;
             end if;
         end loop;
+        -- Done something and met another caller's user: commit now, releasing ours.
+        exit when v_total > 0 and pg_catalog.current_setting('pauv.met_busy_user', true) = 'true';
     end loop;
 
     return jsonb_build_object(
@@ -138,8 +148,9 @@ $$;
 comment on function public.process_all_pending_orders(integer, numeric, timestamptz) is
 'Service role only: executes pending orders, FIFO per ticker, until none is left, '
 'p_max_orders are done or p_max_seconds have passed; safe to run from many callers at '
-'once. Returns {total_processed, successful, failed, has_more, duration_ms}; callers loop '
-'while has_more. p_now stamps the trades (tests and the demo pass a time): a finite time '
+'once (a call that meets a user another caller holds ends early, so calls shorten while '
+'callers collide). Returns {total_processed, successful, failed, has_more, duration_ms}; '
+'callers loop while has_more. p_now stamps the trades (tests and the demo pass a time): a finite time '
 'from 1 day before to 1 hour after now(), else 22023.';
 
 create or replace function public.process_next_queue_order(p_now timestamptz default now())
