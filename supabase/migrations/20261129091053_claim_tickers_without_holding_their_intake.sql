@@ -150,8 +150,8 @@ comment on function public.process_all_pending_orders(integer, numeric, timestam
 'p_max_orders are done or p_max_seconds have passed; safe to run from many callers at '
 'once (a call that meets a user another caller holds ends early, so calls shorten while '
 'callers collide). Returns {total_processed, successful, failed, has_more, duration_ms}; '
-'callers loop while has_more. p_now stamps the trades (tests and the demo pass a time): a finite time '
-'from 1 day before to 1 hour after now(), else 22023.';
+'callers loop while has_more. p_now stamps the trades (tests and the demo pass a time): a '
+'finite time from 1 day before to 1 hour after now(), else 22023.';
 
 create or replace function public.process_next_queue_order(p_now timestamptz default now())
 returns jsonb
