@@ -3,12 +3,13 @@
 -- processor only while it reads the intake horizon, not for the whole call. Two processors
 -- still never work on one ticker at once, and a ticker with an order being inserted is
 -- still left for the next call. Both entry points restated whole; besides the claim, one
--- change to process_all_pending_orders: a call that has executed orders and then meets a
--- user another caller holds ends there (has_more stays true). A call holds the users it
--- executed until it commits, and every run of another caller stops at the first of them:
--- with two callers at 1,000 orders per call, runs averaged 15 orders and a third of the
--- runs fetched executed nothing (1.27x one caller). Committing at the first collision keeps
--- both callers' held users few; a single caller never meets one and keeps its long calls.
+-- change to process_all_pending_orders: once a call has both executed orders and met a user
+-- another caller holds, it ends after the ticker at hand (has_more stays true). A call holds
+-- the users it executed until it commits, and every run of another caller stops at the first
+-- of them: with two callers at 1,000 orders per call, runs averaged 15 orders and a third of
+-- the runs fetched executed nothing (1.27x one caller). Committing soon after a collision
+-- keeps both callers' held users few; a single caller never meets one and keeps its long
+-- calls.
 
 create function pauv.claim_ticker(p_ticker text)
 returns boolean
