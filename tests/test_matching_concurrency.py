@@ -234,6 +234,13 @@ def queue_buys(cluster: Cluster, orders: list[tuple]) -> None:
                          " values (%s, %s, 'buy', %s)", (user, ticker, amount))
 
 
+def executed_amounts(conn, ticker: str) -> list[Decimal]:
+    """The USDP each executed buy of the ticker spent, in execution (trade id) order."""
+    return [r[0] for r in conn.execute(
+        "select q.amount_usdp from public.transactions as t join public.queue as q"
+        " on q.id = t.queue_id where t.ticker = %s order by t.id", (ticker,))]
+
+
 def completed_by_ticker(conn) -> dict:
     return dict(conn.execute(
         "select ticker, count(*) from public.queue where status = 'completed' group by ticker"))
@@ -302,10 +309,7 @@ def test_an_order_being_inserted_holds_back_its_ticker_so_fifo_cannot_break(
         assert completed_by_ticker(worker) == {"TWO": 1}
         inserting.commit()
         assert drain(worker)["successful"] == 2
-        executed = worker.execute(
-            "select q.amount_usdp from public.transactions as t join public.queue as q"
-            " on q.id = t.queue_id where t.ticker = 'ONE' order by t.id").fetchall()
-        assert executed == [(Decimal("10"),), (Decimal("5"),)]
+        assert executed_amounts(worker, "ONE") == [Decimal("10"), Decimal("5")]
         assert audit(worker) == []
     inserting.close()
 
@@ -351,13 +355,6 @@ def test_a_worker_killed_inside_the_drain_leaves_no_trace(market: Cluster) -> No
         assert audit(observer) == []
     blocker.close()
     victim.close()
-
-
-def executed_amounts(conn, ticker: str) -> list[Decimal]:
-    """The USDP each executed buy of the ticker spent, in execution (trade id) order."""
-    return [r[0] for r in conn.execute(
-        "select q.amount_usdp from public.transactions as t join public.queue as q"
-        " on q.id = t.queue_id where t.ticker = %s order by t.id", (ticker,))]
 
 
 def test_a_placement_does_not_wait_for_a_processor_call_that_has_not_committed(
