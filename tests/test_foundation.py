@@ -9,7 +9,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from conftest import MIGRATIONS, Cluster, as_role, new_user
+from conftest import MIGRATIONS, Cluster, as_role, drain, new_issuer, new_user
 
 
 def test_every_migration_is_recorded_by_the_cli(db: psycopg.Connection) -> None:
@@ -164,3 +164,55 @@ def test_plpgsql_check_finds_no_error_in_our_functions(db: psycopg.Connection) -
     ).fetchone()[0]
     assert checked >= 3
     assert findings == []
+
+
+# The row of each market table the test below follows, and a harmless update of it that
+# leaves updated_at alone (the app's kind of write).
+UPDATED_AT_ROWS = {
+    "issuer_details": ("ticker = 'UPD'", "name = name"),
+    "issuer_trading": ("ticker = 'UPD'", "price_step = price_step"),
+    "users": ("user_id = %(user)s", "username = username"),
+    "portfolio": ("user_id = %(user)s", "avg_cost_basis = avg_cost_basis"),
+    "queue": ("id = (select max(id) from public.queue)", "error_message = error_message"),
+}
+
+
+def updated_at(conn: psycopg.Connection, table: str, user_id: uuid.UUID) -> object:
+    key, _ = UPDATED_AT_ROWS[table]
+    return conn.execute(f"select updated_at from public.{table} where {key}",
+                        {"user": user_id}).fetchone()[0]
+
+
+def test_every_update_leaves_updated_at_at_its_transactions_start(market: Cluster) -> None:
+    """The updated_at triggers skip their call when the writer set updated_at to now()
+    itself, as the order processor does; every other update still ends with updated_at =
+    now(), including one that sets an older time."""
+    with market.connect() as conn:
+        new_issuer(conn, "UPD")
+        user_id = new_user(conn, 100)
+        buy = ("insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+               " values (%s, 'UPD', 'buy', 10)")
+        conn.execute(buy, (user_id,))
+        conn.commit()
+        # The processor's rows: the user, the new holding, the order and the issuer.
+        assert drain(conn)["successful"] == 1
+        first_call = conn.execute("select now()").fetchone()[0]
+        conn.commit()
+        for table in ("issuer_trading", "users", "portfolio", "queue"):
+            assert updated_at(conn, table, user_id) == first_call, table
+        # A second buy updates the holding in place (the first inserted it).
+        conn.execute(buy, (user_id,))
+        conn.commit()
+        assert drain(conn)["successful"] == 1
+        second_call = conn.execute("select now()").fetchone()[0]
+        conn.commit()
+        for table in ("issuer_trading", "users", "portfolio", "queue"):
+            assert updated_at(conn, table, user_id) == second_call, table
+        for table, (key, same) in UPDATED_AT_ROWS.items():
+            for change in (same, "updated_at = '2000-01-01'"):
+                before = updated_at(conn, table, user_id)
+                conn.execute(f"update public.{table} set {change} where {key}", {"user": user_id})
+                now = conn.execute("select now()").fetchone()[0]
+                assert before < now, (table, change)
+                assert updated_at(conn, table, user_id) == now, (table, change)
+                conn.rollback()
