@@ -522,6 +522,30 @@ def test_a_call_that_owns_the_ticker_waits_for_an_order_being_inserted_before_la
         assert audit(service) == []
 
 
+def install_dblink_trigger(market: Cluster, request: pytest.FixtureRequest, name: str,
+                           when: str, body: str):
+    """A test-only statement trigger `name` (`when`: "after insert on public.price_history")
+    whose PL/pgSQL `body` acts from other sessions through dblink: another writer's move
+    at an exact point of a processor call. SECURITY DEFINER as a superuser: dblink lets only
+    superusers connect without a password. Returns the function that drops it, which also
+    runs when the test ends."""
+    with market.connect("supabase_admin", autocommit=True) as admin:
+        admin.execute("create extension if not exists dblink with schema extensions")
+        admin.execute(f"create function public.{name}() returns trigger language plpgsql"
+                      f" security definer set search_path = '' as $$ begin {body} end $$")
+        admin.execute(f"create trigger {name} {when}"
+                      f" for each statement execute function public.{name}()")
+
+    def drop() -> None:
+        with market.connect("supabase_admin", autocommit=True) as admin:
+            admin.execute(f"drop trigger if exists {name} on {when.split(' on ')[-1]}")
+            admin.execute(f"drop function if exists public.{name}()")
+            admin.execute("drop extension if exists dblink")
+
+    request.addfinalizer(drop)
+    return drop
+
+
 def test_an_order_being_inserted_between_two_runs_of_one_call_holds_back_later_ones(
     market: Cluster, request: pytest.FixtureRequest,
 ) -> None:
@@ -540,33 +564,18 @@ def test_an_order_being_inserted_between_two_runs_of_one_call_holds_back_later_o
         # (unconfigured, each insert claims the wake row and the second would wait).
         admin.execute("update pauv.process_queue_wake_state set wake_requested_at = now(),"
                       " wake_timeout = '1 hour'")
-        admin.execute("create extension if not exists dblink with schema extensions")
-        # SECURITY DEFINER as a superuser: dblink lets only superusers connect without a
-        # password. Fires after the first run's ticks, once.
-        admin.execute(f"""
-            create function public.test_insert_between_runs() returns trigger
-            language plpgsql security definer set search_path = '' as $$
-            begin
-                if 'earlier' = any(coalesce(extensions.dblink_get_connections(), '{{}}')) then
-                    return null;
-                end if;
-                perform extensions.dblink_connect('earlier', '{market.dsn()}');
-                perform extensions.dblink_exec('earlier', 'begin');
-                perform extensions.dblink_exec('earlier', '{insert.format(users[0], 5)}');
-                perform extensions.dblink_exec(
-                    '{market.dsn()} options=''-c lock_timeout=2s''', '{insert.format(users[1], 6)}');
+    # Fires after the first run's ticks, once.
+    drop_test_trigger = install_dblink_trigger(
+        market, request, "test_insert_between_runs", "after insert on public.price_history", f"""
+            if 'earlier' = any(coalesce(extensions.dblink_get_connections(), '{{}}')) then
                 return null;
-            end $$""")
-        admin.execute("create trigger test_insert_between_runs after insert on public.price_history"
-                      " for each statement execute function public.test_insert_between_runs()")
-
-    def drop_test_trigger() -> None:
-        with market.connect("supabase_admin", autocommit=True) as admin:
-            admin.execute("drop trigger if exists test_insert_between_runs on public.price_history")
-            admin.execute("drop function if exists public.test_insert_between_runs()")
-            admin.execute("drop extension if exists dblink")
-
-    request.addfinalizer(drop_test_trigger)
+            end if;
+            perform extensions.dblink_connect('earlier', '{market.dsn()}');
+            perform extensions.dblink_exec('earlier', 'begin');
+            perform extensions.dblink_exec('earlier', '{insert.format(users[0], 5)}');
+            perform extensions.dblink_exec(
+                '{market.dsn()} options=''-c lock_timeout=2s''', '{insert.format(users[1], 6)}');
+            return null;""")
     first = market.connect()
     request.addfinalizer(first.close)
     result = first.execute("select public.process_all_pending_orders()").fetchone()[0]
@@ -582,6 +591,44 @@ def test_an_order_being_inserted_between_two_runs_of_one_call_holds_back_later_o
                 Decimal("5"): "pending", Decimal("6"): "pending"}
         assert drain(service)["successful"] == 2
         assert executed_amounts(service, "ONE") == [Decimal(10)] * 16 + [Decimal(5), Decimal(6)]
+        assert audit(service) == []
+
+
+def test_a_holding_inserted_behind_the_processors_read_fails_the_call_and_moves_nothing(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """The processor reads a user's holding under the user's lock and inserts it when there
+    was none. Another writer can still insert it in between (its foreign-key check takes a
+    lock the processor's does not conflict with): the processor's insert then meets it, the
+    call fails with the unique violation and moves nothing, and the next call executes the
+    order on the row now there. A test-only trigger on users makes that insert from another
+    session (dblink) at exactly that point."""
+    (user,) = setup_market(market, ["ONE"], users=1, balance=1000)
+    queue_buys(market, [(user, "ONE", 10)])
+    # Fires as the processor writes the run's balances, after its read.
+    drop_test_trigger = install_dblink_trigger(
+        market, request, "test_insert_holding", "before update on public.users", f"""
+            perform extensions.dblink_exec('{market.dsn()}',
+                'insert into public.portfolio (user_id, ticker) values (''{user}'', ''ONE'')');
+            return null;""")
+    with market.connect(autocommit=True) as service:
+        with pytest.raises(psycopg.errors.UniqueViolation, match="portfolio_pkey"):
+            service.execute("select public.process_all_pending_orders()")
+        drop_test_trigger()
+        state = ("select (select status from public.queue),"
+                 " (select usdp_balance from public.users),"
+                 " (select (current_supply, total_usdp)::text from public.issuer_trading),"
+                 " (select array_agg((pv_amount, avg_cost_basis))::text from public.portfolio),"
+                 " (select count(*) from public.transactions)")
+        assert service.execute(state).fetchone() == (
+            "pending", Decimal(1000), "(0,0)", '{"(0,0)"}', 0)
+        assert drain(service)["successful"] == 1
+        assert service.execute(state).fetchone()[::4] == ("completed", 1)
+        supply, held, basis, balance = service.execute(
+            "select t.current_supply, p.pv_amount, p.avg_cost_basis, u.usdp_balance"
+            " from public.issuer_trading as t, public.portfolio as p, public.users as u").fetchone()
+        assert (held, basis, balance) == (supply, round(Decimal(10) / supply, 12), Decimal(990))
+        assert supply > 0
         assert audit(service) == []
 
 
