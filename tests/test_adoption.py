@@ -207,13 +207,23 @@ def test_no_legacy_trigger_writes_market_tables_behind_the_engine(adopted: psyco
     assert triggers == [
         ("issuer_details", "issuer_details_set_updated_at"),
         ("issuer_details", "trg_create_issuer_links_on_details_insert"),
+        ("issuer_trading", "issuer_trading_keep_trade_history"),
+        ("issuer_trading", "issuer_trading_keep_trade_history_key"),
         ("issuer_trading", "issuer_trading_set_updated_at"),
         ("portfolio", "portfolio_set_updated_at"),
+        ("price_history", "price_history_check_references_on_insert"),
+        ("price_history", "price_history_check_references_on_update"),
         ("queue", "process-queue-webhook"),
         ("queue", "queue_admit_order"),
         ("queue", "queue_broadcast_order_fills"),
         ("queue", "queue_set_updated_at"),
+        ("transactions", "transactions_check_references_on_insert"),
+        ("transactions", "transactions_check_references_on_update"),
+        ("transactions", "transactions_keep_trade_history"),
+        ("transactions", "transactions_keep_trade_history_key"),
         ("users", "on_user_created_add_to_waitlist"),
+        ("users", "users_keep_trade_history"),
+        ("users", "users_keep_trade_history_key"),
         ("users", "users_set_updated_at"),
     ]
     sign_up = rows(adopted, "select tgname, tgfoid::regproc::text from pg_trigger"

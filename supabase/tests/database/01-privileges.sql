@@ -16,6 +16,10 @@ create temporary table function_allow_list (
 insert into function_allow_list (signature, allowed_roles) values
 -- Foundation: trigger functions (called by triggers, never by a role) and money moves.
 ('pauv.set_updated_at()', '{}'),
+('pauv.check_trade_references()', '{}'),
+('pauv.check_tick_references()', '{}'),
+('pauv.first_missing_issuer(text[])', '{}'),
+('pauv.refuse_orphaning_trade_history()', '{}'),
 ('pauv.create_user_row()', '{}'),
 ('pauv.move_usdp(uuid, numeric, integer)', '{service_role}'),
 ('public.deposit_usdp(uuid, numeric)', '{service_role}'),
