@@ -27,21 +27,27 @@ drop constraint price_history_transaction_id_fkey;
 -- as missing. LIMIT 1 stops at the first missing row, where the statement fails anyway.
 create function pauv.first_missing_issuer(p_tickers text[])
 returns text
-language sql
+-- PL/pgSQL, not SQL: its plan is cached for the session, where a SQL function that cannot
+-- be inlined is planned again on every call (0.1 ms, twice per run of orders).
+language plpgsql
 volatile
 security definer
 set search_path = ''
 as $$
-    select n.ticker
-    from (select distinct x.ticker from unnest(p_tickers) as x (ticker)) as n
-    left join lateral (
-        select true as found
-        from public.issuer_trading as i
-        where i.ticker = n.ticker
-        for key share
-    ) as l on true
-    where l.found is null
-    limit 1
+begin
+    return (
+        select n.ticker
+        from (select distinct x.ticker from unnest(p_tickers) as x (ticker)) as n
+        left join lateral (
+            select true as found
+            from public.issuer_trading as i
+            where i.ticker = n.ticker
+            for key share
+        ) as l on true
+        where l.found is null
+        limit 1
+    );
+end;
 $$;
 
 comment on function pauv.first_missing_issuer(text[]) is
