@@ -352,13 +352,29 @@ def inject_inconsistencies(conn: psycopg.Connection) -> dict[str, int]:
                                      from public.portfolio as p where p.ticker = t.ticker)"""
     # A holding lowered: supply above the holdings; raised: below. Price stays consistent.
     # Each case is made on a ticker that is not an instance of the other, so making one
-    # never undoes the other (the random run may have produced exactly one instance).
+    # never undoes the other (the random run may have produced exactly one instance). The
+    # overlapping callers may have left every ticker's supply below its holdings, so the
+    # first case lowers the largest holdings of the ticker nearest to it, by the gap and
+    # 3.5 more, as many holdings as that takes.
     held = "(select coalesce(sum(h.pv_amount), 0) from public.portfolio as h where h.ticker = t.ticker)"
     ensure("supply_above_holdings", f"select ({drift.format(op='>')}) > 0", f"""
-        update public.portfolio set pv_amount = pv_amount - least(pv_amount, 3.5)
-        where id = (select p.id from public.portfolio as p join public.issuer_trading as t
-                    using (ticker) where p.pv_amount > 0 and t.current_supply >= {held}
-                    order by t.ticker, p.id limit 1)""")
+        update public.portfolio as p
+        set pv_amount = p.pv_amount - least(p.pv_amount, w.need - w.lowered_before)
+        from (
+            select h.id, n.need,
+                sum(h.pv_amount) over (order by h.pv_amount desc, h.id) - h.pv_amount
+                    as lowered_before
+            from public.portfolio as h
+            inner join (
+                select t.ticker, {held} - t.current_supply + 3.5 as need
+                from public.issuer_trading as t
+                where t.current_supply >= 3.5 and {held} > 0
+                order by t.current_supply - {held} desc, t.ticker
+                limit 1
+            ) as n on n.ticker = h.ticker
+            where h.pv_amount > 0
+        ) as w
+        where p.id = w.id and w.lowered_before < w.need""")
     ensure("supply_below_holdings", f"select ({drift.format(op='<')}) > 0", f"""
         update public.portfolio set pv_amount = pv_amount + 2.75
         where id = (select p.id from public.portfolio as p join public.issuer_trading as t
