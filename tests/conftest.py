@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import subprocess
+import time
 import tomllib
 import uuid
 from collections.abc import Iterator
@@ -201,6 +202,18 @@ def money_state(conn: psycopg.Connection) -> tuple:
 def audit(conn: psycopg.Connection) -> list[tuple]:
     """Violated invariants of DESIGN.md, as the operators' audit reports them."""
     return conn.execute("select * from public.audit_market_invariants()").fetchall()
+
+
+def wait_until_blocked(observer: psycopg.Connection, pid: int, what: str) -> None:
+    """Wait (up to 5 s) until backend `pid` waits for a lock; fail saying `what` it should be
+    waiting for otherwise."""
+    for _ in range(250):
+        waiting = observer.execute("select wait_event_type from pg_stat_activity where pid = %s",
+                                   (pid,)).fetchone()
+        if waiting == ("Lock",):
+            return
+        time.sleep(0.02)
+    raise AssertionError(what)
 
 
 def drain(conn: psycopg.Connection, now: str | None = None) -> dict:

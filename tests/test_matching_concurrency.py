@@ -11,7 +11,7 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from conftest import Cluster, act_as, audit, drain, new_issuer, new_user
+from conftest import Cluster, act_as, audit, drain, new_issuer, new_user, wait_until_blocked
 
 EXPECTED_REFUSALS = {"PA001", "PA002", "PA003", "PA004"}
 
@@ -335,14 +335,7 @@ def test_a_worker_killed_inside_the_drain_leaves_no_trace(market: Cluster) -> No
     worker = threading.Thread(target=drain_until_killed)
     worker.start()
     with market.connect(autocommit=True) as observer:
-        for _ in range(250):
-            waiting = observer.execute(
-                "select wait_event_type from pg_stat_activity where pid = %s", (pid,)
-            ).fetchone()
-            if waiting and waiting[0] == "Lock":
-                break
-            time.sleep(0.02)
-        assert waiting == ("Lock",), "the worker should be waiting inside the drain"
+        wait_until_blocked(observer, pid, "the worker should be waiting inside the drain")
         assert observer.execute("select pg_terminate_backend(%s)", (pid,)).fetchone()[0]
         worker.join(10)
         assert outcome["result"] != "finished"

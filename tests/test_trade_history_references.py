@@ -6,13 +6,12 @@ sees."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import psycopg
 import pytest
 
-from conftest import Cluster, audit, drain, new_issuer, new_user
+from conftest import Cluster, audit, drain, new_issuer, new_user, wait_until_blocked
 
 MISSING_USER = str(uuid.UUID(int=7))
 
@@ -112,16 +111,6 @@ def test_users_and_issuers_without_history_can_still_be_deleted(db: psycopg.Conn
                       (idle,)).fetchone() == (0, 0)
 
 
-def wait_until_blocked(observer: psycopg.Connection, pid: int) -> None:
-    for _ in range(250):
-        waiting = observer.execute("select wait_event_type from pg_stat_activity where pid = %s",
-                                   (pid,)).fetchone()
-        if waiting == ("Lock",):
-            return
-        time.sleep(0.02)
-    raise AssertionError("the other session should be waiting for a row lock")
-
-
 def run_blocked(market: Cluster, request: pytest.FixtureRequest, sql: str, args) -> tuple:
     """Runs `sql` in its own connection on a thread: returns (thread, pid, outcome dict)."""
     conn = market.connect(autocommit=True)
@@ -153,7 +142,7 @@ def test_a_delete_waits_for_an_uncommitted_trade_then_is_refused(
     worker, pid, outcome = run_blocked(market, request, "delete from auth.users where id = %s",
                                        (user,))
     with market.connect(autocommit=True) as observer:
-        wait_until_blocked(observer, pid)
+        wait_until_blocked(observer, pid, "the other session should be waiting for a row lock")
         writer.commit()
         worker.join(10)
         assert isinstance(outcome["error"], psycopg.errors.ForeignKeyViolation)
@@ -174,7 +163,7 @@ def test_a_trade_waits_for_an_uncommitted_delete_of_its_user_then_is_refused(
     deleter.execute("delete from auth.users where id = %s", (user,))
     worker, pid, outcome = run_blocked(market, request, TRADE, {"user": user, "ticker": "REF"})
     with market.connect(autocommit=True) as observer:
-        wait_until_blocked(observer, pid)
+        wait_until_blocked(observer, pid, "the other session should be waiting for a row lock")
         deleter.commit()
         worker.join(10)
         assert isinstance(outcome["error"], psycopg.errors.ForeignKeyViolation)
