@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Server settings: pg_cron preloaded and living in the 'postgres' database, as on Supabase;
 # jobs run in background workers so they need no password; wal_level=logical, as Supabase
-# runs it for Realtime (which decodes the WAL with wal2json).
+# runs it for Realtime (which decodes the WAL with wal2json); shared_buffers=256MB, what a
+# Supabase Micro compute (1 GB, the smallest paid size) runs with. PostgreSQL's own default,
+# 128MB, is less than any paid project has, and a queue with 1,000,000 finished rows then no
+# longer fits: the bench's 100,000-order drain cost 1.22x per order with them retained at
+# 128MB, 0.97x at 256MB and 1.05x at 1GB (docs/benchmark.md, issue 15).
 #   scripts/server-options.sh            the local database of `make up` / `make demo`:
 #                                        durable (PostgreSQL's defaults: fsync,
 #                                        synchronous_commit and full_page_writes on)
@@ -11,7 +15,7 @@ set -euo pipefail
 echo "-c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_cron" \
     "-c cron.database_name=postgres -c cron.use_background_workers=on" \
     "-c max_worker_processes=32 -c max_connections=200 -c timezone=UTC" \
-    "-c wal_level=logical"
+    "-c wal_level=logical -c shared_buffers=256MB"
 case "${1:-durable}" in
 durable) ;;
 throwaway) echo "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" ;;

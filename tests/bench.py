@@ -8,7 +8,9 @@ scenario's data set-based in SQL, runs it `--runs` times on freshly loaded data 
 a table: every run, the median, how the figure changes with size, the target and whether
 the median meets it. Not an assertion: these machines are noisy. The cluster runs with
 fsync=off, synchronous_commit=off, full_page_writes=off (scripts/server-options.sh), so
-the figures are CPU figures, not disk figures.
+the figures are CPU figures, not disk figures; its shared_buffers is a Supabase Micro
+compute's, 256MB. `--set NAME=VALUE` overrides a server setting for one run, e.g.
+`--set shared_buffers=128MB` for PostgreSQL's own default.
 """
 
 from __future__ import annotations
@@ -1071,7 +1073,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default=",".join(SCENARIOS),
                     help="comma-separated scenario numbers (default: all)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="a server setting for this run (repeatable), after"
+                         " scripts/server-options.sh's")
     args = ap.parse_args(argv)
+    for setting in args.set:
+        if "=" not in setting or " " in setting:
+            ap.error(f"--set takes NAME=VALUE without spaces, got {setting!r}")
     wanted = [x.strip() for x in args.only.split(",") if x.strip()]
     scale = SCALES[args.scale]
 
@@ -1080,9 +1088,13 @@ def main(argv: list[str] | None = None) -> int:
     print("server: fsync=off, synchronous_commit=off, full_page_writes=off "
           "(scripts/server-options.sh): CPU-bound figures")
     started = time.perf_counter()
-    with throwaway_cluster(prefix="pauv-bench-") as cluster:
+    extra = " ".join(f"-c {setting}" for setting in args.set)
+    with throwaway_cluster(prefix="pauv-bench-", extra_options=extra) as cluster:
         with cluster.connect(autocommit=True) as conn:
             print(conn.execute("select version()").fetchone()[0].split(",")[0])
+            buffers = conn.execute("show shared_buffers").fetchone()[0]
+            print(f"shared_buffers {buffers}"
+                  + (f" (--set {' '.join(args.set)})" if args.set else ""))
         bench = Bench(cluster, scale, args.runs, not args.quiet)
         for key in wanted:
             if not args.quiet:
