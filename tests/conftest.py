@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import subprocess
+import threading
 import time
 import tomllib
 import uuid
@@ -214,6 +215,26 @@ def wait_until_blocked(observer: psycopg.Connection, pid: int, what: str) -> Non
             return
         time.sleep(0.02)
     raise AssertionError(what)
+
+
+def run_blocked(market: Cluster, request: pytest.FixtureRequest, sql: str, args) -> tuple:
+    """Runs `sql` in its own connection (lock_timeout 10 s) on a thread, to be blocked by
+    another session: returns (thread, backend pid, outcome dict with "error")."""
+    conn = market.connect(autocommit=True)
+    request.addfinalizer(conn.close)
+    conn.execute("set lock_timeout = '10s'")
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            conn.execute(sql, args)
+            outcome["error"] = None
+        except psycopg.Error as e:
+            outcome["error"] = e
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    return worker, conn.info.backend_pid, outcome
 
 
 def drain(conn: psycopg.Connection, now: str | None = None) -> dict:

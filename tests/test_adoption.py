@@ -209,7 +209,11 @@ def test_no_legacy_trigger_writes_market_tables_behind_the_engine(adopted: psyco
         ("issuer_details", "trg_create_issuer_links_on_details_insert"),
         ("issuer_trading", "issuer_trading_keep_trade_history"),
         ("issuer_trading", "issuer_trading_keep_trade_history_key"),
+        ("issuer_trading", "issuer_trading_keep_trade_holdings"),
+        ("issuer_trading", "issuer_trading_keep_trade_holdings_key"),
         ("issuer_trading", "issuer_trading_set_updated_at"),
+        ("portfolio", "portfolio_check_references_on_insert"),
+        ("portfolio", "portfolio_check_references_on_new_key"),
         ("portfolio", "portfolio_set_updated_at"),
         ("price_history", "price_history_check_references_on_insert"),
         ("price_history", "price_history_check_references_on_update"),
@@ -224,6 +228,8 @@ def test_no_legacy_trigger_writes_market_tables_behind_the_engine(adopted: psyco
         ("users", "on_user_created_add_to_waitlist"),
         ("users", "users_keep_trade_history"),
         ("users", "users_keep_trade_history_key"),
+        ("users", "users_keep_trade_holdings"),
+        ("users", "users_keep_trade_holdings_key"),
         ("users", "users_set_updated_at"),
     ]
     sign_up = rows(adopted, "select tgname, tgfoid::regproc::text from pg_trigger"

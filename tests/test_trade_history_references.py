@@ -5,13 +5,14 @@ sees."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import psycopg
 import pytest
 
-from conftest import Cluster, audit, drain, new_issuer, new_user, wait_until_blocked
+from conftest import (
+    Cluster, audit, drain, new_issuer, new_user, run_blocked, wait_until_blocked,
+)
 
 MISSING_USER = str(uuid.UUID(int=7))
 
@@ -111,25 +112,6 @@ def test_users_and_issuers_without_history_can_still_be_deleted(db: psycopg.Conn
                       (idle,)).fetchone() == (0, 0)
 
 
-def run_blocked(market: Cluster, request: pytest.FixtureRequest, sql: str, args) -> tuple:
-    """Runs `sql` in its own connection on a thread: returns (thread, pid, outcome dict)."""
-    conn = market.connect(autocommit=True)
-    request.addfinalizer(conn.close)
-    conn.execute("set lock_timeout = '10s'")
-    outcome: dict = {}
-
-    def run() -> None:
-        try:
-            conn.execute(sql, args)
-            outcome["error"] = None
-        except psycopg.Error as e:
-            outcome["error"] = e
-
-    worker = threading.Thread(target=run)
-    worker.start()
-    return worker, conn.info.backend_pid, outcome
-
-
 def test_a_delete_waits_for_an_uncommitted_trade_then_is_refused(
     market: Cluster, request: pytest.FixtureRequest,
 ) -> None:
@@ -179,14 +161,20 @@ def test_the_audit_reports_history_that_names_a_missing_row(db: psycopg.Connecti
     names = one_trade(db)
     assert audit(db) == []
     db.execute("truncate public.users cascade")
-    found = [row for row in audit(db) if row[0] == "references"]
-    assert found == [("references", "REF",
-                      f"trade {names['trade']} names user {names['user']}, which does not exist")]
+    found = sorted(row for row in audit(db) if row[0] == "references")
+    holding = f"holding of user {names['user']} in REF names"
+    assert found == [
+        ("references", "REF", f"{holding} a user that does not exist"),
+        ("references", "REF",
+         f"trade {names['trade']} names user {names['user']}, which does not exist"),
+    ]
     db.execute("truncate public.issuer_trading cascade")
     db.execute("truncate public.transactions")
     found = sorted(row for row in audit(db) if row[0] == "references")
     tick = db.execute("select id from public.price_history").fetchone()[0]
     assert found == [
+        ("references", "REF", f"{holding} a user that does not exist"),
+        ("references", "REF", f"{holding} an issuer that does not exist"),
         ("references", "REF", f"price tick {tick} names issuer REF, which does not exist"),
         ("references", "REF", f"price tick {tick} names trade {names['trade']}, which does not exist"),
     ]
