@@ -3,9 +3,9 @@
 # jobs run in background workers so they need no password; wal_level=logical, as Supabase
 # runs it for Realtime (which decodes the WAL with wal2json); shared_buffers=256MB, what a
 # Supabase Micro compute (1 GB, the smallest paid size) runs with. PostgreSQL's own default,
-# 128MB, is less than any paid project has, and a queue with 1,000,000 finished rows then no
-# longer fits: with them retained, the bench's 100,000-order drain cost 1.15-1.22x per order
-# at 128MB, 0.97-1.06x at 256MB (docs/benchmark.md, issue 15).
+# 128MB, is less than any paid project has, and a queue with 1,000,000 finished rows no longer
+# fits in it: with them retained, the bench's 100,000-order drain cost 1.15-1.22x per order
+# at 128MB, 0.97-1.18x at 256MB (three processes each; docs/benchmark.md, issue 15).
 #   scripts/server-options.sh            the local database of `make up` / `make demo`:
 #                                        durable (PostgreSQL's defaults: fsync,
 #                                        synchronous_commit and full_page_writes on)
