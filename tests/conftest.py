@@ -217,24 +217,33 @@ def wait_until_blocked(observer: psycopg.Connection, pid: int, what: str) -> Non
     raise AssertionError(what)
 
 
-def run_blocked(market: Cluster, request: pytest.FixtureRequest, sql: str, args) -> tuple:
-    """Runs `sql` in its own connection (lock_timeout 10 s) on a thread, to be blocked by
-    another session: returns (thread, backend pid, outcome dict with "error")."""
-    conn = market.connect(autocommit=True)
-    request.addfinalizer(conn.close)
-    conn.execute("set lock_timeout = '10s'")
+def error_after_waiting(market: Cluster, request: pytest.FixtureRequest, first: tuple,
+                        second: tuple, what: str) -> psycopg.Error | None:
+    """Runs `first` (sql, args) uncommitted in one session, then `second` in another, which
+    must wait for it (fails saying `what` it should be waiting for otherwise), then commits
+    the first: returns the error `second` ended with (lock_timeout 10 s), or None."""
+    holder = market.connect()
+    request.addfinalizer(holder.close)
+    holder.execute(*first)
+    waiter = market.connect(autocommit=True)
+    request.addfinalizer(waiter.close)
+    waiter.execute("set lock_timeout = '10s'")
     outcome: dict = {}
 
     def run() -> None:
         try:
-            conn.execute(sql, args)
+            waiter.execute(*second)
             outcome["error"] = None
         except psycopg.Error as e:
             outcome["error"] = e
 
     worker = threading.Thread(target=run)
     worker.start()
-    return worker, conn.info.backend_pid, outcome
+    with market.connect(autocommit=True) as observer:
+        wait_until_blocked(observer, waiter.info.backend_pid, what)
+    holder.commit()
+    worker.join(10)
+    return outcome["error"]
 
 
 def drain(conn: psycopg.Connection, now: str | None = None) -> dict:

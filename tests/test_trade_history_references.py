@@ -10,9 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from conftest import (
-    Cluster, audit, drain, new_issuer, new_user, run_blocked, wait_until_blocked,
-)
+from conftest import Cluster, audit, drain, error_after_waiting, new_issuer, new_user
 
 MISSING_USER = str(uuid.UUID(int=7))
 
@@ -118,17 +116,12 @@ def test_a_delete_waits_for_an_uncommitted_trade_then_is_refused(
     with market.connect(autocommit=True) as conn:
         new_issuer(conn, "REF")
         user = new_user(conn)
-    writer = market.connect()
-    request.addfinalizer(writer.close)
-    writer.execute(TRADE, {"user": user, "ticker": "REF"})
-    worker, pid, outcome = run_blocked(market, request, "delete from auth.users where id = %s",
-                                       (user,))
+    error = error_after_waiting(market, request, (TRADE, {"user": user, "ticker": "REF"}),
+                                ("delete from auth.users where id = %s", (user,)),
+                                "the delete should be waiting for the trade's lock")
+    assert isinstance(error, psycopg.errors.ForeignKeyViolation)
+    assert f"cannot delete user {user}: the trade history names it" in str(error)
     with market.connect(autocommit=True) as observer:
-        wait_until_blocked(observer, pid, "the other session should be waiting for a row lock")
-        writer.commit()
-        worker.join(10)
-        assert isinstance(outcome["error"], psycopg.errors.ForeignKeyViolation)
-        assert f"cannot delete user {user}: the trade history names it" in str(outcome["error"])
         assert observer.execute("select count(*) from public.users where user_id = %s",
                                 (user,)).fetchone() == (1,)
         assert audit(observer) == []
@@ -140,16 +133,12 @@ def test_a_trade_waits_for_an_uncommitted_delete_of_its_user_then_is_refused(
     with market.connect(autocommit=True) as conn:
         new_issuer(conn, "REF")
         user = new_user(conn)
-    deleter = market.connect()
-    request.addfinalizer(deleter.close)
-    deleter.execute("delete from auth.users where id = %s", (user,))
-    worker, pid, outcome = run_blocked(market, request, TRADE, {"user": user, "ticker": "REF"})
+    error = error_after_waiting(market, request, ("delete from auth.users where id = %s", (user,)),
+                                (TRADE, {"user": user, "ticker": "REF"}),
+                                "the trade should be waiting for the delete")
+    assert isinstance(error, psycopg.errors.ForeignKeyViolation)
+    assert f"a trade names user {user} that does not exist" in str(error)
     with market.connect(autocommit=True) as observer:
-        wait_until_blocked(observer, pid, "the other session should be waiting for a row lock")
-        deleter.commit()
-        worker.join(10)
-        assert isinstance(outcome["error"], psycopg.errors.ForeignKeyViolation)
-        assert f"a trade names user {user} that does not exist" in str(outcome["error"])
         assert observer.execute("select count(*) from public.transactions").fetchone() == (0,)
         assert audit(observer) == []
 
