@@ -2,8 +2,13 @@
 -- last order the previous one executed. Runs used to grow 16, 64, 256, 1,000 per ticker
 -- visit, and each one started again at the ticker's first pending index entry, stepping over
 -- the entries of the orders this transaction had already executed (they stay until it
--- ends): a 100,000-order drain went from about 13,000-14,900 to 15,400-17,200 orders/s (issue
--- 15). Whole body restated from 20261129111746; nothing else changed.
+-- ends). One caller's 100,000-order drain went from 12,600-13,300 to 15,500-15,700 orders/s,
+-- at 200 orders per call from 11,000 to 13,700-14,800, the hot ticker from 15,400-17,000 to
+-- 19,500; two callers at 1,000 per call stayed at 17,700-18,900 (bench medians, issue 15).
+-- The ramp was there for two callers: a run that stops at another caller's user should not
+-- hold rows it will not use. Within a run, users are still locked in growing slices (16, 64,
+-- 256, 1,000 orders' worth); the orders it fetched and will not use are on a ticker no other
+-- caller takes. Whole body restated from 20261129111746; nothing else changed.
 
 create or replace function pauv.process_ticker_orders(
     p_ticker text,
