@@ -5,6 +5,7 @@ so the cluster is started one way only."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import socket
@@ -60,14 +61,55 @@ class Cluster:
         )
 
 
+# Written into each throwaway cluster's folder: the pid of the process that made it.
+OWNER_FILE = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_orphaned_clusters(prefix: str) -> list[str]:
+    """Stop and delete the throwaway clusters under `prefix` whose maker is gone: a test or
+    bench process killed before its `finally` left a postgres running and its folder behind.
+    A folder without a readable owner file (not ours, or being made right now) or whose
+    owner is alive is left alone. Returns the folders removed."""
+    removed = []
+    for base in sorted(glob.glob(os.path.join(tempfile.gettempdir(), prefix + "*"))):
+        try:
+            with open(os.path.join(base, OWNER_FILE)) as f:
+                owner = int(f.read())
+        except (OSError, ValueError):
+            continue
+        if _alive(owner):
+            continue
+        datadir = os.path.join(base, "data")
+        if os.path.exists(os.path.join(datadir, "postmaster.pid")):
+            subprocess.run([str(ROOT / "tests" / "bin" / "pg_ctl"), "stop", "-D", datadir,
+                            "-m", "immediate", "-w"], capture_output=True, check=False)
+        shutil.rmtree(base, ignore_errors=True)
+        removed.append(base)
+    return removed
+
+
 @contextlib.contextmanager
 def throwaway_cluster(prefix: str = "pauv-test-", extra_options: str = "", *,
                       push: bool = True) -> Iterator[Cluster]:
     """Start a cluster on a free port, prepare it (scripts/prepare-db.sh: platform
     stand-ins, then `supabase db push` unless push=False), switch every cron job off (and
     every job scheduled later) so none races the caller, and remove it all on exit. Raises CalledProcessError when
-    preparing fails."""
+    preparing fails. First removes the clusters of this prefix whose maker was killed
+    (reap_orphaned_clusters)."""
+    reap_orphaned_clusters(prefix)
     base = tempfile.mkdtemp(prefix=prefix)
+    with open(os.path.join(base, OWNER_FILE), "w") as f:
+        f.write(str(os.getpid()))
     os.chmod(base, 0o755)
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
