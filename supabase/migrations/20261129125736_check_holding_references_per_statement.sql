@@ -19,8 +19,60 @@ alter table public.portfolio
 drop constraint portfolio_user_id_fkey,
 drop constraint portfolio_ticker_fkey;
 
--- SECURITY DEFINER for the same reasons as pauv.check_trade_references(): the lock needs
--- UPDATE on the named table, and must see every row whatever the writer's RLS.
+-- Users are now named by two tables, so their lookup becomes one helper, as the issuers'
+-- is (pauv.first_missing_issuer, 20261129112933, whose comments say why SECURITY DEFINER,
+-- why FOR KEY SHARE and why PL/pgSQL), and the trade check uses it too.
+create function pauv.first_missing_user(p_users uuid[])
+returns uuid
+language plpgsql
+volatile
+security definer
+set search_path = ''
+as $$
+begin
+    return (
+        select n.user_id
+        from (select distinct x.user_id from unnest(p_users) as x (user_id)) as n
+        left join lateral (
+            select true as found
+            from public.users as u
+            where u.user_id = n.user_id
+            for key share
+        ) as l on true
+        where l.found is null
+        limit 1
+    );
+end;
+$$;
+
+comment on function pauv.first_missing_user(uuid[]) is
+'The first of the users with no public.users row, NULL when all exist; locks every '
+'existing one FOR KEY SHARE until commit (a foreign key''s check, for a set of rows).';
+
+-- Whole body restated from 20261129112933; the users' lookup is the helper above.
+create or replace function pauv.check_trade_references()
+returns trigger
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+    v_missing text := coalesce(
+        'user ' || pauv.first_missing_user(array(select t.user_id from new_trades as t)),
+        'issuer ' || pauv.first_missing_issuer(array(select t.ticker from new_trades as t))
+    );
+begin
+    if v_missing is not null then
+        raise exception 'a trade names % that does not exist', v_missing
+            using errcode = 'foreign_key_violation',
+                hint = 'Every row of public.transactions names an existing user and issuer.';
+    end if;
+    return null;
+end;
+$$;
+
+-- The holdings' checks: every row of the statement (insert), or the row whose user or
+-- ticker changes (update); the same message and SQLSTATE either way.
 create function pauv.check_holding_references()
 returns trigger
 language plpgsql
@@ -28,24 +80,11 @@ security definer
 set search_path = ''
 as $$
 declare
-    v_missing text;
-begin
-    select coalesce(
-        (
-            select pg_catalog.format('user %s', n.user_id)
-            from (select distinct h.user_id from new_holdings as h) as n
-            left join lateral (
-                select true as found
-                from public.users as u
-                where u.user_id = n.user_id
-                for key share
-            ) as l on true
-            where l.found is null
-            limit 1
-        ),
+    v_missing text := coalesce(
+        'user ' || pauv.first_missing_user(array(select h.user_id from new_holdings as h)),
         'issuer ' || pauv.first_missing_issuer(array(select h.ticker from new_holdings as h))
-    )
-    into v_missing;
+    );
+begin
     if v_missing is not null then
         raise exception 'a holding names % that does not exist', v_missing
             using errcode = 'foreign_key_violation',
@@ -65,15 +104,14 @@ language plpgsql
 security definer
 set search_path = ''
 as $$
+declare
+    v_missing text := coalesce(
+        'user ' || pauv.first_missing_user(array[new.user_id]),
+        'issuer ' || pauv.first_missing_issuer(array[new.ticker])
+    );
 begin
-    perform from public.users as u where u.user_id = new.user_id for key share;
-    if not found then
-        raise exception 'a holding names user % that does not exist', new.user_id
-            using errcode = 'foreign_key_violation',
-                hint = 'Every row of public.portfolio names an existing user and issuer.';
-    end if;
-    if pauv.first_missing_issuer(array[new.ticker]) is not null then
-        raise exception 'a holding names issuer % that does not exist', new.ticker
+    if v_missing is not null then
+        raise exception 'a holding names % that does not exist', v_missing
             using errcode = 'foreign_key_violation',
                 hint = 'Every row of public.portfolio names an existing user and issuer.';
     end if;

@@ -19,6 +19,7 @@ insert into function_allow_list (signature, allowed_roles) values
 ('pauv.check_trade_references()', '{}'),
 ('pauv.check_tick_references()', '{}'),
 ('pauv.first_missing_issuer(text[])', '{}'),
+('pauv.first_missing_user(uuid[])', '{}'),
 ('pauv.refuse_orphaning_trade_history()', '{}'),
 ('pauv.check_holding_references()', '{}'),
 ('pauv.check_holding_new_key()', '{}'),
