@@ -650,3 +650,37 @@ def test_a_call_that_meets_a_user_another_caller_holds_ends_there(
         for ticker in ("ONE", "TWO"):
             assert executed_amounts(second, ticker) == [Decimal(10), Decimal(11), Decimal(12)]
         assert audit(second) == []
+
+
+@pytest.mark.parametrize(("free_orders_first", "locked"), [(3, 16), (20, 64)])
+def test_a_run_that_stops_at_a_held_user_has_locked_only_the_slices_it_reached(
+    market: Cluster, request: pytest.FixtureRequest, free_orders_first: int, locked: int,
+) -> None:
+    """A run fetches and locks its orders in slices (16, then up to 64, 256, 1,000 in all).
+    One that stops at a user another caller holds keeps only the slices it reached locked
+    until its call commits: a cancel of a later order, or another caller, does not wait."""
+    busy, a, b = setup_market(market, ["ONE", "HLD"], users=3, balance=1000)
+    queue_buys(market, [(busy, "HLD", 10)])
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 1  # and holds `busy` until it commits
+    queue_buys(market, [(a, "ONE", 1)] * free_orders_first + [(busy, "ONE", 2)]
+               + [(b, "ONE", 3)] * (99 - free_orders_first))
+    second = market.connect()
+    request.addfinalizer(second.close)
+    assert second.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == free_orders_first
+    with market.connect(autocommit=True) as third:
+        free = third.execute(
+            "select count(*) from (select q.id from public.queue as q"
+            " where q.ticker = 'ONE' and q.status = 'pending'"
+            " for update skip locked) as s").fetchone()[0]
+        assert free == 100 - locked
+        second.commit()
+        first.commit()
+        assert drain(third)["successful"] == 100 - free_orders_first
+        assert executed_amounts(third, "ONE") == (
+            [Decimal(1)] * free_orders_first + [Decimal(2)]
+            + [Decimal(3)] * (99 - free_orders_first))
+        assert audit(third) == []
