@@ -284,6 +284,27 @@ def timed_drain(cluster: Cluster, callers: int = 1, max_orders: int = 1000) -> t
     return sum(counts), elapsed
 
 
+def cpu_scaling(cluster: Cluster, statements: int = 8) -> float:
+    """The machine's own speed-up with 2 connections busy at once: the same CPU-only
+    statement (no table, no lock, no WAL) run on one connection, then on two together;
+    their throughput ratio. What 2 callers could reach if nothing but CPU were shared."""
+    sql = "select sum(sqrt(g::numeric)) from generate_series(1, 200000) as g"
+    conns = [processor(cluster) for _ in range(2)]
+
+    def run(i: int) -> None:
+        for _ in range(statements):
+            conns[i].execute(sql).fetchone()
+
+    try:
+        run(0)  # warm both the cache and the connection
+        one = statements / run_in_threads(run, 1)
+        two = 2 * statements / run_in_threads(run, 2)
+    finally:
+        for c in conns:
+            c.close()
+    return two / one
+
+
 class Placer:
     """A connection placing buy orders as signed-in users, one transaction each, timing
     every placement client-side."""
@@ -672,7 +693,10 @@ class Bench:
                        size=f"{s['drain']:,} orders / {s['tickers']} tickers, 200 per call")
         ratio2 = self.fig("4e", label="speed-up, 2 callers / 1", unit="x", target=">= 1.5",
                           check=lambda v: v >= 1.5, size="200 per call")
+        machine = self.fig("4f", label="the machine's speed-up, 2 connections / 1", unit="x",
+                           size="CPU-only SQL: no table, lock or WAL")
         for _ in range(self.runs):
+            machine.runs.append(cpu_scaling(self.c))
             f.runs.append(self.drain_once(s["drain"], s["tickers"], callers=2))
             one.runs.append(self.drain_once(s["drain"], s["tickers"], max_orders=200))
             two.runs.append(self.drain_once(s["drain"], s["tickers"], callers=2, max_orders=200))
