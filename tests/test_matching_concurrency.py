@@ -684,3 +684,33 @@ def test_a_run_that_stops_at_a_held_user_has_locked_only_the_slices_it_reached(
             [Decimal(1)] * free_orders_first + [Decimal(2)]
             + [Decimal(3)] * (99 - free_orders_first))
         assert audit(third) == []
+
+
+def test_the_call_after_one_that_met_another_callers_user_does_at_most_200_orders(
+    market: Cluster, request: pytest.FixtureRequest,
+) -> None:
+    """A session whose call met a user another caller held makes its next call at most 200
+    orders, whatever it asks for (has_more stays true): calls hold fewer users while callers
+    collide. The call after one that met nobody has its whole budget again."""
+    busy, a, b = setup_market(market, ["ONE", "TWO", "HLD"], users=3, balance=100_000)
+    queue_buys(market, [(busy, "HLD", 10)])
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 1  # and holds `busy` until it commits
+    queue_buys(market, [(a, "ONE", 10), (busy, "ONE", 11)])
+    with market.connect(autocommit=True) as second:
+        def call() -> tuple[int, bool]:
+            r = second.execute("select public.process_all_pending_orders(1000)").fetchone()[0]
+            return r["total_processed"], r["has_more"]
+
+        assert call() == (1, True)  # met `busy`
+        first.commit()
+        second.execute(
+            "insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+            " select %s, 'TWO', 'buy', 1 from generate_series(1, 600)", (b,))
+        assert call() == (200, True)
+        assert call() == (401, False)
+        assert executed_amounts(second, "ONE") == [Decimal(10), Decimal(11)]
+        assert len(executed_amounts(second, "TWO")) == 600
+        assert audit(second) == []
