@@ -234,6 +234,19 @@ def queue_buys(cluster: Cluster, orders: list[tuple]) -> None:
                          " values (%s, %s, 'buy', %s)", (user, ticker, amount))
 
 
+def hold_a_user(market: Cluster, request: pytest.FixtureRequest, tickers: list[str],
+                balance: int) -> tuple[psycopg.Connection, object, object, object]:
+    """Issuers `tickers` and HLD, three users (busy, a, b); a connection `first` whose open
+    call has executed busy's order on HLD, so it holds `busy` until first.commit()."""
+    busy, a, b = setup_market(market, [*tickers, "HLD"], users=3, balance=balance)
+    queue_buys(market, [(busy, "HLD", 10)])
+    first = market.connect()
+    request.addfinalizer(first.close)
+    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
+        "successful"] == 1
+    return first, busy, a, b
+
+
 def executed_amounts(conn, ticker: str) -> list[Decimal]:
     """The USDP each executed buy of the ticker spent, in execution (trade id) order."""
     return [r[0] for r in conn.execute(
@@ -631,12 +644,7 @@ def test_a_call_that_meets_a_user_another_caller_holds_ends_there(
     """A call holds the users it executed until it commits. Another call that has executed
     orders and then meets one of them ends (has_more), committing and releasing its own users
     rather than going on to the next ticker; a call that has executed nothing goes on."""
-    busy, a, b = setup_market(market, ["ONE", "TWO", "HLD"], users=3, balance=1000)
-    queue_buys(market, [(busy, "HLD", 10)])
-    first = market.connect()
-    request.addfinalizer(first.close)
-    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
-        "successful"] == 1  # and holds `busy` until it commits
+    first, busy, a, b = hold_a_user(market, request, ["ONE", "TWO"], balance=1000)
     # On each ticker: a free user's order, then the held user's, then another free one.
     queue_buys(market, [(a, "ONE", 10), (busy, "ONE", 11), (b, "ONE", 12),
                         (a, "TWO", 10), (busy, "TWO", 11), (b, "TWO", 12)])
@@ -659,12 +667,7 @@ def test_a_run_that_stops_at_a_held_user_has_locked_only_the_slices_it_reached(
     """A run fetches and locks its orders in slices (16, then up to 64, 256, 1,000 in all).
     One that stops at a user another caller holds keeps only the slices it reached locked
     until its call commits: a cancel of a later order, or another caller, does not wait."""
-    busy, a, b = setup_market(market, ["ONE", "HLD"], users=3, balance=1000)
-    queue_buys(market, [(busy, "HLD", 10)])
-    first = market.connect()
-    request.addfinalizer(first.close)
-    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
-        "successful"] == 1  # and holds `busy` until it commits
+    first, busy, a, b = hold_a_user(market, request, ["ONE"], balance=1000)
     queue_buys(market, [(a, "ONE", 1)] * free_orders_first + [(busy, "ONE", 2)]
                + [(b, "ONE", 3)] * (99 - free_orders_first))
     second = market.connect()
@@ -692,12 +695,7 @@ def test_the_call_after_one_that_met_another_callers_user_does_at_most_200_order
     """A session whose call met a user another caller held makes its next call at most 200
     orders, whatever it asks for (has_more stays true): calls hold fewer users while callers
     collide. The call after one that met nobody has its whole budget again."""
-    busy, a, b = setup_market(market, ["ONE", "TWO", "HLD"], users=3, balance=100_000)
-    queue_buys(market, [(busy, "HLD", 10)])
-    first = market.connect()
-    request.addfinalizer(first.close)
-    assert first.execute("select public.process_all_pending_orders()").fetchone()[0][
-        "successful"] == 1  # and holds `busy` until it commits
+    first, busy, a, b = hold_a_user(market, request, ["ONE", "TWO"], balance=100_000)
     queue_buys(market, [(a, "ONE", 10), (busy, "ONE", 11)])
     with market.connect(autocommit=True) as second:
         def call() -> tuple[int, bool]:
