@@ -110,6 +110,21 @@ def test_users_and_issuers_without_history_can_still_be_deleted(db: psycopg.Conn
                       (idle,)).fetchone() == (0, 0)
 
 
+
+def test_an_issuer_a_queued_order_names_cannot_be_deleted(db: psycopg.Connection) -> None:
+    """The queue's foreign key still refuses deleting an issuer an order names (its check
+    scans the queue since queue_ticker_idx was dropped), and the order still executes."""
+    new_issuer(db, "ORD")
+    user = new_user(db, balance=100)
+    db.execute("insert into public.queue (user_id, ticker, order_type, amount_usdp)"
+               " values (%s, 'ORD', 'buy', 10)", (user,))
+    with pytest.raises(psycopg.errors.ForeignKeyViolation, match="queue_ticker_fkey"):
+        with db.transaction():
+            db.execute("delete from public.issuer_details where ticker = 'ORD'")
+    assert db.execute("select (select count(*) from public.issuer_trading where ticker = 'ORD'),"
+                      " (select status from public.queue)").fetchone() == (1, "pending")
+    assert drain(db)["successful"] == 1
+
 def test_a_delete_waits_for_an_uncommitted_trade_then_is_refused(
     market: Cluster, request: pytest.FixtureRequest,
 ) -> None:

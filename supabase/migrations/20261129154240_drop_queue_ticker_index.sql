@@ -1,0 +1,12 @@
+-- The queue's plain index on ticker goes. Every order's status update is not HOT (status and
+-- processed_at are in the queue's partial indexes), so it adds an entry to every full index
+-- of the queue: this one cost about 2.7 us per order in the status update alone, and one
+-- caller's 100,000-order drain ran 15,228-17,265 orders/s without it against 13,726-16,215
+-- with it (A/B, two processes per variant, three drains each; issue 15). Nothing of the
+-- package reads by it: the processors read pending orders through the partial indexes
+-- (queue_pending_ticker_fifo_idx leads with ticker), and users' reads go by user
+-- (queue_user_date_idx). What it served besides: the foreign key check when an issuer is
+-- deleted or re-keyed, which now scans the queue. That happens only for an issuer with no
+-- trade (the trade history refuses the others first), and cleanup keeps the queue to its
+-- retention window (7 days by default).
+drop index if exists public.queue_ticker_idx;
