@@ -23,15 +23,28 @@ all)
     done
     ;;
 continuous)
-    trap 'echo; echo "stopped"; exit 0' INT TERM
+    stopping=false
+    trap 'stopping=true' INT TERM
+    result="$(mktemp)"
+    trap 'rm -f "$result"' EXIT
     echo "Processing the queue continuously; Ctrl-C to stop."
-    while :; do
-        read -r has_more summary <<<"$(drain_once)"
+    while ! $stopping; do
+        # Each call runs in the background and is waited for. A Ctrl-C that arrives while
+        # a foreground psql runs is handled by psql itself (it cancels the call and exits
+        # normally), and bash then discards the signal and never runs the trap: the loop
+        # went on forever. `wait` returns at once on a trapped signal; the loop waits
+        # again until psql is gone, so it stops only after the call ended.
+        drain_once >"$result" &
+        call=$!
+        while kill -0 "$call" 2>/dev/null; do wait "$call" || true; done
+        read -r _ summary <"$result" || true
         case "$summary" in
-        *'"total_processed": 0'*) sleep 1 ;;
+        *'"total_processed": 0'*) $stopping || sleep 1 ;;
         *) echo "$(date -u +%H:%M:%S) $summary" ;;
         esac
     done
+    echo
+    echo "stopped"
     ;;
 *)
     echo "usage: scripts/process-queue.sh all|continuous" >&2

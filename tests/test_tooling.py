@@ -4,6 +4,7 @@ queue processor."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -78,3 +79,39 @@ def test_npm_run_process_queue_continuous_drains_until_interrupted(market: Clust
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=30)
     assert "Processing the queue continuously" in out and "stopped" in out, out
+
+
+def test_process_queue_continuous_stops_on_ctrl_c_during_a_call(market: Cluster) -> None:
+    """Ctrl-C while a call is in flight cancels that call, moves nothing and stops the
+    loop. The call is held in flight by a lock on the queue until the signal is sent."""
+    with market.connect() as conn, market.connect() as blocker:
+        _pending_order(conn, "NPMI")
+        blocker.execute("lock table public.queue in access exclusive mode")
+        proc = _continuous_script(market)
+        try:
+            deadline = time.monotonic() + 30
+            waiting = 0
+            while not waiting and time.monotonic() < deadline:
+                time.sleep(0.1)
+                waiting = conn.execute(
+                    "select count(*) from pg_stat_activity where wait_event_type = 'Lock'"
+                    " and query like '%process_all_pending_orders%'").fetchone()[0]
+                conn.commit()
+            assert waiting == 1
+        finally:
+            os.killpg(proc.pid, signal.SIGINT)
+        blocker.rollback()
+        out, _ = proc.communicate(timeout=30)
+        assert "Processing the queue continuously" in out and "stopped" in out, out
+        # The cancelled call moved nothing.
+        assert _statuses(conn) == ["pending"]
+
+
+def _continuous_script(cluster: Cluster, **env: str) -> subprocess.Popen:
+    """The continuous processor as npm starts it (`sh -c` with package.json's command),
+    in its own process group like a terminal's foreground job, without npm itself: npm
+    forwards a SIGINT it receives to the script a second time."""
+    command = json.loads((ROOT / "package.json").read_text())["scripts"]["process-queue:continuous"]
+    return subprocess.Popen(["sh", "-c", command], cwd=ROOT, start_new_session=True,
+                            env=dict(os.environ, PAUV_DB_URL=cluster.url(), **env),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
