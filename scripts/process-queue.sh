@@ -1,45 +1,80 @@
 #!/usr/bin/env bash
 # The queue processor by hand, against the local database (or PAUV_DB_URL): the local
 # equivalent of the guide's `npm run process-queue:all` / `process-queue:continuous`.
-#   scripts/process-queue.sh all          drain everything pending, then exit
-#   scripts/process-queue.sh continuous   keep draining until interrupted (Ctrl-C)
+#   scripts/process-queue.sh all          drain everything pending, then exit (130 when
+#                                         interrupted, 1 when a call fails)
+#   scripts/process-queue.sh continuous   keep draining until interrupted (Ctrl-C); a failed
+#                                         call is reported and retried a second later
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 URL="${PAUV_DB_URL:-$("$PAUV_ROOT/scripts/db.sh" url)}"
 MODE="${1:-all}"
 
-# One call = one transaction of bounded work, as the edge function makes them.
-drain_once() {
+stopping=false
+trap 'stopping=true' INT TERM
+result="$(mktemp)"
+trap 'rm -f "$result"' EXIT
+
+# One call = one transaction of bounded work, as the edge function makes them. Sets
+# has_more and summary; returns psql's status.
+#
+# The call runs in the background and is waited for. psql handles SIGINT itself (it cancels
+# a running call, and otherwise just exits), and when a child handles SIGINT and exits
+# normally, bash, waiting for it in the foreground, discards the signal without running
+# its trap: a Ctrl-C at the wrong moment was lost and the loop went on. `wait` returns at
+# once on a trapped signal (status above 128); the loop waits again until psql is gone.
+call_once() {
     psql -X -q -A -t -F ' ' "$URL" -c \
-        "select r->>'has_more', r from (select public.process_all_pending_orders() as r) as x"
+        "select r->>'has_more', r from (select public.process_all_pending_orders() as r) as x" \
+        >"$result" &
+    local call=$! status
+    while :; do
+        status=0
+        wait "$call" || status=$?
+        if [ "$status" -le 128 ] || ! kill -0 "$call" 2>/dev/null; then
+            break
+        fi
+    done
+    has_more=
+    summary=
+    read -r has_more summary <"$result" || true
+    return "$status"
+}
+
+# A second's pause between calls with nothing to do. A Ctrl-C kills the sleep (status 130),
+# which must not end the script under `set -e` before it says it stopped.
+pause() {
+    $stopping || sleep 1 || true
 }
 
 case "$MODE" in
 all)
     while :; do
-        read -r has_more summary <<<"$(drain_once)"
+        status=0
+        call_once || status=$?
+        if $stopping; then
+            echo "stopped" >&2
+            exit 130
+        fi
+        if [ "$status" -ne 0 ]; then
+            echo "process-queue: the call failed (psql's error above)" >&2
+            exit 1
+        fi
         echo "$summary"
         [ "$has_more" = "true" ] || break
     done
     ;;
 continuous)
-    stopping=false
-    trap 'stopping=true' INT TERM
-    result="$(mktemp)"
-    trap 'rm -f "$result"' EXIT
     echo "Processing the queue continuously; Ctrl-C to stop."
     while ! $stopping; do
-        # Each call runs in the background and is waited for. A Ctrl-C that arrives while
-        # a foreground psql runs is handled by psql itself (it cancels the call and exits
-        # normally), and bash then discards the signal and never runs the trap: the loop
-        # went on forever. `wait` returns at once on a trapped signal; the loop waits
-        # again until psql is gone, so it stops only after the call ended.
-        drain_once >"$result" &
-        call=$!
-        while kill -0 "$call" 2>/dev/null; do wait "$call" || true; done
-        read -r _ summary <"$result" || true
+        if ! call_once; then
+            $stopping || echo "$(date -u +%H:%M:%S) the call failed (psql's error above);" \
+                "retrying in 1 s" >&2
+            pause
+            continue
+        fi
         case "$summary" in
-        *'"total_processed": 0'*) $stopping || sleep 1 ;;
+        *'"total_processed": 0'*) pause ;;
         *) echo "$(date -u +%H:%M:%S) $summary" ;;
         esac
     done

@@ -4,14 +4,15 @@ queue processor."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psycopg
+import pytest
 
 from conftest import ROOT, Cluster, new_issuer, new_user, signed_in
 
@@ -81,13 +82,15 @@ def test_npm_run_process_queue_continuous_drains_until_interrupted(market: Clust
     assert "Processing the queue continuously" in out and "stopped" in out, out
 
 
-def test_process_queue_continuous_stops_on_ctrl_c_during_a_call(market: Cluster) -> None:
+@pytest.mark.parametrize("mode", ["continuous", "all"])
+def test_process_queue_stops_on_ctrl_c_during_a_call(market: Cluster, mode: str) -> None:
     """Ctrl-C while a call is in flight cancels that call, moves nothing and stops the
-    loop. The call is held in flight by a lock on the queue until the signal is sent."""
+    loop: `continuous` ends normally, `all` with 130 (it did not finish). The call is held
+    in flight by a lock on the queue until the signal is sent."""
     with market.connect() as conn, market.connect() as blocker:
         _pending_order(conn, "NPMI")
         blocker.execute("lock table public.queue in access exclusive mode")
-        proc = _continuous_script(market)
+        proc = _script(market, mode)
         try:
             deadline = time.monotonic() + 30
             waiting = 0
@@ -102,16 +105,41 @@ def test_process_queue_continuous_stops_on_ctrl_c_during_a_call(market: Cluster)
             os.killpg(proc.pid, signal.SIGINT)
         blocker.rollback()
         out, _ = proc.communicate(timeout=30)
-        assert "Processing the queue continuously" in out and "stopped" in out, out
+        assert "stopped" in out, out
+        assert proc.returncode == (0 if mode == "continuous" else 130), out
         # The cancelled call moved nothing.
         assert _statuses(conn) == ["pending"]
 
 
-def _continuous_script(cluster: Cluster, **env: str) -> subprocess.Popen:
-    """The continuous processor as npm starts it (`sh -c` with package.json's command),
-    in its own process group like a terminal's foreground job, without npm itself: npm
-    forwards a SIGINT it receives to the script a second time."""
-    command = json.loads((ROOT / "package.json").read_text())["scripts"]["process-queue:continuous"]
-    return subprocess.Popen(["sh", "-c", command], cwd=ROOT, start_new_session=True,
-                            env=dict(os.environ, PAUV_DB_URL=cluster.url(), **env),
+def test_process_queue_continuous_stops_on_ctrl_c_while_it_waits(market: Cluster) -> None:
+    """With nothing pending the loop spends almost all its time in a one-second pause. A
+    Ctrl-C there kills the sleep, whose status 130 ended the script under `set -e` before
+    it said it stopped (exit 130 instead of 0)."""
+    proc = _script(market, "continuous")
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert out.endswith("stopped\n"), out
+    assert proc.returncode == 0, out
+
+
+def test_process_queue_all_fails_when_a_call_fails(tmp_path: Path) -> None:
+    """A call that cannot run (here: nothing listens at the URL) ends `all` with status 1
+    and psql's error; it used to print an empty line and exit 0."""
+    url = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
+    proc = subprocess.run(["bash", "scripts/process-queue.sh", "all"], cwd=ROOT,
+                          env=dict(os.environ, PAUV_DB_URL=url), capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert proc.returncode == 1, proc
+    assert "the call failed" in proc.stderr and "127.0.0.1" in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+def _script(cluster: Cluster, mode: str) -> subprocess.Popen:
+    """scripts/process-queue.sh (what the npm scripts run) in its own process group, like a
+    terminal's foreground job, without npm: npm forwards a SIGINT it receives to the
+    script a second time, and its own exit status is not the script's."""
+    return subprocess.Popen(["bash", "scripts/process-queue.sh", mode], cwd=ROOT,
+                            start_new_session=True,
+                            env=dict(os.environ, PAUV_DB_URL=cluster.url()),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
