@@ -135,6 +135,20 @@ def test_process_queue_all_fails_when_a_call_fails(tmp_path: Path) -> None:
     assert proc.stdout == ""
 
 
+def test_process_queue_continuous_retries_a_failed_call() -> None:
+    """`continuous` says a call failed, tries again a second later, and still stops on
+    Ctrl-C."""
+    url = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
+    proc = subprocess.Popen(["bash", "scripts/process-queue.sh", "continuous"], cwd=ROOT,
+                            start_new_session=True, env=dict(os.environ, PAUV_DB_URL=url),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert out.count("the call failed (psql's error above); retrying in 1 s") >= 2, out
+    assert out.endswith("stopped\n") and proc.returncode == 0, out
+
+
 def _script(cluster: Cluster, mode: str) -> subprocess.Popen:
     """scripts/process-queue.sh (what the npm scripts run) in its own process group, like a
     terminal's foreground job, without npm: npm forwards a SIGINT it receives to the
