@@ -623,70 +623,42 @@ class Bench:
         vacuum(self.c)
 
     def drain_once(self, orders: int, tickers: int, retained: int = 0,
-                   callers: int = 1, max_orders: int = 1000) -> float:
-        self.load_drain(orders, tickers, retained)
+                   callers: int = 1, max_orders: int = 1000, halves: bool = False) -> float:
+        self.load_drain(orders, tickers, retained, halves)
         done, secs = timed_drain(self.c, callers, max_orders)
         if done != orders:
             raise AssertionError(f"drained {done} orders, expected {orders}")
-        self.log(f"{orders} orders, {tickers} tickers, {retained} retained, {callers} caller(s):"
-                 f" p_max_orders {max_orders}: {secs:.2f} s, {done / secs:,.0f} orders/s,"
-                 f" {audit_clean(self.c)}")
+        self.log(f"{orders} orders, {tickers} tickers{', halves' if halves else ''},"
+                 f" {retained} retained, {callers} caller(s): p_max_orders {max_orders}:"
+                 f" {secs:.2f} s, {done / secs:,.0f} orders/s, {audit_clean(self.c)}")
         return done / secs
 
-    def ceiling_once(self, orders: int, tickers: int) -> tuple[float, float]:
+    def ceiling_once(self, orders: int, tickers: int, halves: bool = False,
+                     connections: tuple[int, ...] = (1,)) -> tuple[float, list[float]]:
         """The engine's drain, then the same trades written by the minimum set-based
-        writes on freshly reloaded, identical data: (engine, ceiling) orders/s."""
-        self.load_drain(orders, tickers)
+        writes on freshly reloaded, identical data, once per entry of `connections` (2: a
+        halves market, one half each): engine orders/s and each ceiling's orders/s."""
+        self.load_drain(orders, tickers, halves=halves)
         with admin(self.c) as conn:
-            conn.execute(ceiling_capture())
+            conn.execute(ceiling_capture(halves))
         done, secs = timed_drain(self.c)
         if done != orders:
             raise AssertionError(f"drained {done} orders, expected {orders}")
         engine = done / secs
         with admin(self.c) as conn:
             conn.execute(CEILING_OUTCOME)
-        self.log(f"{orders} orders, {tickers} tickers, 1 caller: {secs:.2f} s,"
-                 f" {engine:,.0f} orders/s, {audit_clean(self.c)}")
-        self.load_drain(orders, tickers)
-        written, wsecs = write_ceiling(self.c)
-        if written != orders:
-            raise AssertionError(f"the ceiling wrote {written} orders, expected {orders}")
-        self.log(f"the same trades by the minimum set-based writes: {wsecs:.2f} s,"
-                 f" {written / wsecs:,.0f} orders/s, {audit_clean(self.c)}")
-        return engine, written / wsecs
-
-    def halves_once(self, orders: int, tickers: int) -> tuple[float, float, float, float]:
-        """A market in two halves that share no user and no ticker (plan_orders(halves=
-        True)): the engine with 1 caller, the same trades' minimum writes on 1 connection,
-        then on 2 (one half each), then the engine with 2 callers; orders/s of each. Each
-        on freshly reloaded, identical data."""
-        self.load_drain(orders, tickers, halves=True)
-        with admin(self.c) as conn:
-            conn.execute(ceiling_capture(halves=True))
-        done, secs = timed_drain(self.c)
-        if done != orders:
-            raise AssertionError(f"drained {done} orders, expected {orders}")
-        with admin(self.c) as conn:
-            conn.execute(CEILING_OUTCOME)
-        results = [done / secs]
-        self.log(f"halves, {orders} orders, 1 caller: {secs:.2f} s, {done / secs:,.0f}"
-                 f" orders/s, {audit_clean(self.c)}")
-        for connections in (1, 2):
-            self.load_drain(orders, tickers, halves=True)
-            written, wsecs = write_ceiling(self.c, connections)
+        self.log(f"{orders} orders, {tickers} tickers{', halves' if halves else ''}, 1 caller:"
+                 f" {secs:.2f} s, {engine:,.0f} orders/s, {audit_clean(self.c)}")
+        ceilings = []
+        for count in connections:
+            self.load_drain(orders, tickers, halves=halves)
+            written, wsecs = write_ceiling(self.c, count)
             if written != orders:
                 raise AssertionError(f"the ceiling wrote {written} orders, expected {orders}")
-            results.append(written / wsecs)
-            self.log(f"halves, minimum writes, {connections} connection(s): {wsecs:.2f} s,"
-                     f" {written / wsecs:,.0f} orders/s, {audit_clean(self.c)}")
-        self.load_drain(orders, tickers, halves=True)
-        done, secs = timed_drain(self.c, callers=2)
-        if done != orders:
-            raise AssertionError(f"drained {done} orders, expected {orders}")
-        self.log(f"halves, {orders} orders, 2 callers: {secs:.2f} s, {done / secs:,.0f}"
-                 f" orders/s, {audit_clean(self.c)}")
-        engine_one, ceiling_one, ceiling_two = results
-        return engine_one, done / secs, ceiling_one, ceiling_two
+            ceilings.append(written / wsecs)
+            self.log(f"the same trades by the minimum set-based writes, {count} connection(s):"
+                     f" {wsecs:.2f} s, {written / wsecs:,.0f} orders/s, {audit_clean(self.c)}")
+        return engine, ceilings
 
     def scenario_1(self) -> None:
         s = self.s
@@ -707,7 +679,7 @@ class Bench:
                          target=">= 0.9", check=lambda v: v >= 0.9, size="same run")
         for _ in range(self.runs):
             a = self.drain_once(s["drain_small"], s["tickers"])
-            b, c = self.ceiling_once(s["drain"], s["tickers"])
+            b, (c,) = self.ceiling_once(s["drain"], s["tickers"])
             small.runs.append(a)
             big.runs.append(b)
             ratio.runs.append(a / b)
@@ -749,7 +721,7 @@ class Bench:
         share = self.fig("3c", label="hot ticker engine / write ceiling (3 / 3b)", unit="x",
                          size="same run")
         for _ in range(self.runs):
-            engine, written = self.ceiling_once(s["hot"], 1)
+            engine, (written,) = self.ceiling_once(s["hot"], 1)
             f.runs.append(engine)
             ceiling.runs.append(written)
             share.runs.append(engine / written)
@@ -788,7 +760,9 @@ class Bench:
             f.runs.append(self.drain_once(s["drain"], s["tickers"], callers=2))
             one.runs.append(self.drain_once(s["drain"], s["tickers"], max_orders=200))
             two.runs.append(self.drain_once(s["drain"], s["tickers"], callers=2, max_orders=200))
-            e1, e2, w1, w2 = self.halves_once(s["drain"], s["tickers"])
+            e1, (w1, w2) = self.ceiling_once(s["drain"], s["tickers"], halves=True,
+                                             connections=(1, 2))
+            e2 = self.drain_once(s["drain"], s["tickers"], callers=2, halves=True)
             h_one.runs.append(e1)
             h_two.runs.append(e2)
             h_ratio.runs.append(e2 / e1)
