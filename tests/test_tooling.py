@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -90,7 +89,7 @@ def test_process_queue_stops_on_ctrl_c_during_a_call(market: Cluster, mode: str)
     with market.connect() as conn, market.connect() as blocker:
         _pending_order(conn, "NPMI")
         blocker.execute("lock table public.queue in access exclusive mode")
-        proc = _script(market, mode)
+        proc = _script(market.url(), mode)
         try:
             deadline = time.monotonic() + 30
             waiting = 0
@@ -115,7 +114,7 @@ def test_process_queue_continuous_stops_on_ctrl_c_while_it_waits(market: Cluster
     """With nothing pending the loop spends almost all its time in a one-second pause. A
     Ctrl-C there kills the sleep, whose status 130 ended the script under `set -e` before
     it said it stopped (exit 130 instead of 0)."""
-    proc = _script(market, "continuous")
+    proc = _script(market.url(), "continuous")
     time.sleep(1.5)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
@@ -123,25 +122,20 @@ def test_process_queue_continuous_stops_on_ctrl_c_while_it_waits(market: Cluster
     assert proc.returncode == 0, out
 
 
-def test_process_queue_all_fails_when_a_call_fails(tmp_path: Path) -> None:
+def test_process_queue_all_fails_when_a_call_fails() -> None:
     """A call that cannot run (here: nothing listens at the URL) ends `all` with status 1
     and psql's error; it used to print an empty line and exit 0."""
-    url = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
-    proc = subprocess.run(["bash", "scripts/process-queue.sh", "all"], cwd=ROOT,
-                          env=dict(os.environ, PAUV_DB_URL=url), capture_output=True,
-                          text=True, timeout=60, check=False)
-    assert proc.returncode == 1, proc
-    assert "the call failed" in proc.stderr and "127.0.0.1" in proc.stderr, proc.stderr
-    assert proc.stdout == ""
+    proc = _script(UNREACHABLE, "all", stderr=subprocess.PIPE)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, (out, err)
+    assert "the call failed" in err and "127.0.0.1" in err, err
+    assert out == ""
 
 
 def test_process_queue_continuous_retries_a_failed_call() -> None:
     """`continuous` says a call failed, tries again a second later, and still stops on
     Ctrl-C."""
-    url = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
-    proc = subprocess.Popen(["bash", "scripts/process-queue.sh", "continuous"], cwd=ROOT,
-                            start_new_session=True, env=dict(os.environ, PAUV_DB_URL=url),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = _script(UNREACHABLE, "continuous")
     time.sleep(2.5)
     os.killpg(proc.pid, signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
@@ -149,11 +143,14 @@ def test_process_queue_continuous_retries_a_failed_call() -> None:
     assert out.endswith("stopped\n") and proc.returncode == 0, out
 
 
-def _script(cluster: Cluster, mode: str) -> subprocess.Popen:
-    """scripts/process-queue.sh (what the npm scripts run) in its own process group, like a
-    terminal's foreground job, without npm: npm forwards a SIGINT it receives to the
-    script a second time, and its own exit status is not the script's."""
+# A database URL where nothing listens: every call fails.
+UNREACHABLE = "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"
+
+
+def _script(url: str, mode: str, stderr: int = subprocess.STDOUT) -> subprocess.Popen:
+    """scripts/process-queue.sh (what the npm scripts run) against `url`, in its own
+    process group like a terminal's foreground job, without npm: npm forwards a SIGINT it
+    receives to the script a second time, and its own exit status is not the script's."""
     return subprocess.Popen(["bash", "scripts/process-queue.sh", mode], cwd=ROOT,
-                            start_new_session=True,
-                            env=dict(os.environ, PAUV_DB_URL=cluster.url()),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            start_new_session=True, env=dict(os.environ, PAUV_DB_URL=url),
+                            stdout=subprocess.PIPE, stderr=stderr, text=True)
