@@ -448,6 +448,58 @@ def test_concurrent_app_inserts_keep_the_pending_limit_at_every_isolation_level(
     assert set(outcomes) <= {"ok", "40001", "PA003"}, outcomes
 
 
+def two_multi_row_inserts(market: Cluster, orders: list[list[uuid.UUID]]) -> list[str]:
+    """Two service-role INSERTs at once, each one buy per user of its list, in list order;
+    both start together (a barrier) and pause 1 s after their first row, so both hold their
+    first user's intake row before either takes its second. Returns each statement's
+    outcome ('ok' or SQLSTATE)."""
+    sql = ("insert into public.queue (user_id, ticker, order_type, amount_usdp, amount_pv, status)"
+           " select u, 'LOCK', 'buy', 1, 0, 'pending'"
+           " from unnest(%s::uuid[]) with ordinality as t(u, n)"
+           " where pg_sleep(case when n = 2 then 1 else 0 end) is not null order by n")
+    outcomes = [""] * len(orders)
+    barrier = threading.Barrier(len(orders))
+
+    def insert(i: int) -> None:
+        with market.connect() as conn:
+            act_as(conn, "service_role")
+            barrier.wait(10)
+            try:
+                conn.execute(sql, (orders[i],))
+                conn.commit()
+                outcomes[i] = "ok"
+            except psycopg.Error as e:
+                conn.rollback()
+                outcomes[i] = e.sqlstate or "?"
+
+    threads = [threading.Thread(target=insert, args=(i,)) for i in range(len(orders))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return outcomes
+
+
+def test_multi_row_inserts_of_the_same_users_deadlock_only_in_opposite_orders(market) -> None:
+    """README: a multi-row insert takes its users' intake rows in row order, so opposite
+    orders can deadlock (40P01, nothing moved) and inserts sorted by user_id cannot."""
+    with market.connect(autocommit=True) as conn:
+        new_issuer(conn, "LOCK")
+        users = sorted(new_user(conn, balance=10) for _ in range(2))
+
+    assert sorted(two_multi_row_inserts(market, [users, users[::-1]])) == ["40P01", "ok"]
+    with market.connect() as conn:
+        assert conn.execute("select count(*), count(distinct user_id) from public.queue"
+                            ).fetchone() == (2, 2)
+        conn.execute("delete from public.queue")
+        conn.commit()
+
+    assert two_multi_row_inserts(market, [users, users]) == ["ok", "ok"]
+    with market.connect() as conn:
+        assert conn.execute("select user_id, count(*) from public.queue group by 1 order by 1"
+                            ).fetchall() == [(users[0], 2), (users[1], 2)]
+
+
 def place_committed(conn, user, ticker, order_type, amount) -> None:
     with conn.transaction():
         act_as(conn, "authenticated", user)
