@@ -10,10 +10,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 URL="${PAUV_DB_URL:-$("$PAUV_ROOT/scripts/db.sh" url)}"
 MODE="${1:-all}"
 
-stopping=false
-trap 'stopping=true' INT TERM
 result="$(mktemp)"
 trap 'rm -f "$result"' EXIT
+# Once the INT trap is set, the loop runs no command substitution: a Ctrl-C that arrives
+# while bash (5.2 here) expands one can make the trap fail ("interrupt trap: unexpected EOF
+# while looking for matching `)'") or run in the substitution's subshell, and the loop
+# never stops. Times come from printf's builtin %(...)T, in UTC.
+export TZ=UTC
+stopping=false
+trap 'stopping=true' INT TERM
 
 # One call = one transaction of bounded work, as the edge function makes them. Sets
 # has_more and summary; returns psql's status.
@@ -68,14 +73,14 @@ continuous)
     echo "Processing the queue continuously; Ctrl-C to stop."
     while ! $stopping; do
         if ! call_once; then
-            $stopping || echo "$(date -u +%H:%M:%S) the call failed (psql's error above);" \
-                "retrying in 1 s" >&2
+            $stopping || printf '%(%H:%M:%S)T %s\n' -1 \
+                "the call failed (psql's error above); retrying in 1 s" >&2
             pause
             continue
         fi
         case "$summary" in
         *'"total_processed": 0'*) pause ;;
-        *) echo "$(date -u +%H:%M:%S) $summary" ;;
+        *) printf '%(%H:%M:%S)T %s\n' -1 "$summary" ;;
         esac
     done
     echo

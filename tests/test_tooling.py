@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import time
+from datetime import datetime, timezone
 
 import psycopg
 import pytest
@@ -141,6 +142,26 @@ def test_process_queue_continuous_retries_a_failed_call() -> None:
     out, _ = proc.communicate(timeout=30)
     assert out.count("the call failed (psql's error above); retrying in 1 s") >= 2, out
     assert out.endswith("stopped\n") and proc.returncode == 0, out
+    # Each report starts with the time in UTC (printf's builtin, not date: see below).
+    now = datetime.now(timezone.utc)
+    for line in out.splitlines():
+        if "the call failed" in line:
+            h, m, sec = (int(x) for x in line[:8].split(":"))
+            said = now.replace(hour=h, minute=m, second=sec, microsecond=0)
+            apart = (now - said).total_seconds() % 86400
+            assert min(apart, 86400 - apart) < 60, (line, now)
+
+
+def test_process_queue_runs_no_command_substitution_once_ctrl_c_is_trapped() -> None:
+    """A Ctrl-C that arrives while bash 5.2 expands a command substitution can make the INT
+    trap fail ("interrupt trap: line 2: unexpected EOF while looking for matching `)'") or
+    be lost, and the loop never stops: seen once in CI's npm test, when the summary line
+    was timestamped with $(date). So nothing after the trap may use one."""
+    script = (ROOT / "scripts" / "process-queue.sh").read_text()
+    after = script.split("trap 'stopping=true' INT TERM\n", 1)[1]
+    code = "\n".join(line.split(" #")[0] for line in after.splitlines()
+                     if not line.lstrip().startswith("#"))
+    assert "$(" not in code and "`" not in code, code
 
 
 # A database URL where nothing listens: every call fails.
