@@ -155,8 +155,8 @@ def test_process_queue_continuous_retries_a_failed_call() -> None:
 def test_process_queue_runs_no_command_substitution_once_ctrl_c_is_trapped() -> None:
     """A Ctrl-C that arrives while bash 5.2 expands a command substitution can make the INT
     trap fail ("interrupt trap: line 2: unexpected EOF while looking for matching `)'") or
-    be lost, and the loop never stops: seen once in CI's npm test, when the summary line
-    was timestamped with $(date). So nothing after the trap may use one."""
+    be lost, and the loop never stops: seen once in a local run of the npm test above, when
+    the summary line was timestamped with $(date). So nothing after the trap may use one."""
     script = (ROOT / "scripts" / "process-queue.sh").read_text()
     after = script.split("trap 'stopping=true' INT TERM\n", 1)[1]
     code = "\n".join(line.split(" #")[0] for line in after.splitlines()
